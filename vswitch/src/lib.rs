@@ -8,4 +8,7 @@
 pub mod key;
 pub mod packet;
 pub mod pipeline;
+pub mod port;
+pub mod scenario;
+pub mod switch;
 pub mod tables;

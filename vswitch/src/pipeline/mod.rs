@@ -1,6 +1,347 @@
-//! The packet pipeline. (Being built.)
+//! The packet pipeline: parse, classify, act — on batches.
+//!
+//! ```text
+//! rx burst ─▶ Batch ─▶ parse (extract FlowKey) ─▶ classify table 0 (EMC, then classifier)
+//!                     ─▶ actions (set-field, dec_ttl, vlan, group, resubmit/goto → more lookups)
+//!                     ─▶ per-port tx staging ─▶ tx burst (the caller flushes)
+//! ```
+//!
+//! Every packet ends in exactly one of: transmitted on one or more ports, or
+//! dropped with a [`DropReason`] that is counted. Stages run over the whole
+//! batch before the next starts, so each stage's code and data stay hot.
+//!
+//! Shared state and who touches it:
+//! - [`Snapshot`] (flow tables, groups, port map): built by the control
+//!   thread and published whole through an `ArcSwap` (RCU style). Workers
+//!   load it once per batch and never block; a publish bumps the generation,
+//!   which invalidates every worker's exact-match cache entry at once.
+//! - [`Fdb`]: sharded, see its own thread-safety note.
+//! - counters: per worker ([`WorkerStats`]), single writer, summed on read.
+//!
+//! Per-packet code allocates nothing: descriptors, keys and tx staging live in
+//! the [`WorkerCtx`], sized when the worker starts.
 
+mod actions;
+pub mod control_ops;
 pub mod drop;
 pub mod extract;
+pub mod flows;
+mod stats;
 
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hashbrown::HashMap;
+
+pub use control_ops::{ControlError, FlowDump};
 pub use drop::DropReason;
+pub use extract::Offsets;
+pub use flows::{DpAction, DpFlow, DpGroup};
+pub use stats::{PortStats, WorkerStats, MAX_PORT_SLOTS};
+
+use crate::key::FlowKey;
+use crate::port::{Desc, PacketPool};
+use crate::tables::{Classifier, Emc, Fdb};
+
+/// Packets per batch: big enough to amortise per-batch work, small enough
+/// that a batch's keys stay in L1.
+pub const BATCH: usize = 64;
+
+/// A burst of packets from one ingress port.
+#[derive(Debug)]
+pub struct Batch {
+    descs: [Desc; BATCH],
+    len: usize,
+    /// The ingress port (OpenFlow number) of every packet in the batch.
+    pub in_port: u32,
+}
+
+impl Batch {
+    /// An empty batch for packets from `in_port`.
+    pub fn new(in_port: u32) -> Batch {
+        Batch {
+            descs: [Desc::default(); BATCH],
+            len: 0,
+            in_port,
+        }
+    }
+
+    /// Free slots.
+    #[inline]
+    pub fn room(&self) -> usize {
+        BATCH - self.len
+    }
+
+    /// Number of packets.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends a packet. Panics when full (callers check [`Batch::room`]).
+    #[inline]
+    pub fn push(&mut self, d: Desc) {
+        self.descs[self.len] = d;
+        self.len += 1;
+    }
+
+    /// The packets.
+    #[inline]
+    pub fn descs(&self) -> &[Desc] {
+        &self.descs[..self.len]
+    }
+
+    /// Empties the batch (the descriptors must have been consumed).
+    #[inline]
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+}
+
+/// One flow table in a snapshot: the classifier maps to indices into `flows`.
+#[derive(Debug, Default)]
+pub struct TableSnap {
+    /// Tuple-space classifier; data is an index into `flows`.
+    pub cls: Classifier<u32>,
+    /// The flows of the table.
+    pub flows: Vec<Arc<DpFlow>>,
+}
+
+/// Everything the workers read, published whole.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Bumped on every publish; exact-match cache entries carry it.
+    pub generation: u64,
+    /// Tables by id; `None` for tables with no flows.
+    pub tables: Vec<Option<TableSnap>>,
+    /// Groups by id.
+    pub groups: HashMap<u32, Arc<DpGroup>>,
+    /// OpenFlow port numbers in ascending order (for flood/all).
+    pub ports: Vec<u32>,
+    /// OpenFlow port number to the worker's tx slot.
+    pub slot_of: HashMap<u32, u16>,
+    /// The port `local` outputs to, if any.
+    pub local_port: Option<u32>,
+}
+
+impl Snapshot {
+    /// The table with this id, if it has flows.
+    #[inline]
+    pub fn table(&self, id: u8) -> Option<&TableSnap> {
+        self.tables.get(id as usize).and_then(|t| t.as_ref())
+    }
+}
+
+/// The datapath's shared state: published tables, the FDB, worker counters.
+#[derive(Debug)]
+pub struct Pipeline {
+    snap: ArcSwap<Snapshot>,
+    /// MAC learning table of the `normal` action.
+    pub fdb: Fdb,
+    workers: Vec<Arc<WorkerStats>>,
+    master: parking_lot::Mutex<control_ops::Master>,
+}
+
+/// A worker's private state: its exact-match cache, per-batch scratch, tx
+/// staging and counters.
+#[derive(Debug)]
+pub struct WorkerCtx {
+    /// Worker index (selects flow statistics slots).
+    pub id: usize,
+    emc: Emc,
+    keys: Box<[FlowKey; BATCH]>,
+    offs: [Offsets; BATCH],
+    hit: [u32; BATCH],
+    tx: Vec<Vec<Desc>>,
+    pending: Vec<u16>,
+    /// This worker's counters.
+    pub stats: Arc<WorkerStats>,
+}
+
+/// The classifier result "no flow".
+const MISS: u32 = u32::MAX;
+/// A packet that was dropped while parsing.
+const DEAD: u32 = u32::MAX - 1;
+
+impl WorkerCtx {
+    /// Hands the frames staged for each port slot to `f`, which must drain
+    /// them; `f` also gets this worker's counters to count what it sent.
+    pub fn flush(&mut self, mut f: impl FnMut(u16, &mut Vec<Desc>, &WorkerStats)) {
+        for slot in self.pending.drain(..) {
+            let q = &mut self.tx[slot as usize];
+            if !q.is_empty() {
+                f(slot, q, &self.stats);
+                debug_assert!(q.is_empty(), "flush callback must drain the queue");
+            }
+        }
+    }
+
+    /// Number of frames staged for transmission.
+    pub fn staged(&self) -> usize {
+        self.tx.iter().map(Vec::len).sum()
+    }
+
+    #[inline]
+    fn stage(&mut self, slot: u16, d: Desc) {
+        let q = &mut self.tx[slot as usize];
+        if q.is_empty() {
+            self.pending.push(slot);
+        }
+        q.push(d);
+    }
+}
+
+impl Pipeline {
+    /// A pipeline for up to `workers` workers, with `fdb` as its MAC table.
+    /// It starts with no flows and no ports.
+    pub fn new(workers: usize, fdb: Fdb) -> Pipeline {
+        let workers = workers.max(1);
+        Pipeline {
+            snap: ArcSwap::from_pointee(Snapshot::default()),
+            fdb,
+            workers: (0..workers)
+                .map(|_| Arc::new(WorkerStats::default()))
+                .collect(),
+            master: parking_lot::Mutex::new(control_ops::Master::new(workers)),
+        }
+    }
+
+    /// The private state of worker `id` (< the `workers` given to `new`).
+    pub fn worker(&self, id: usize) -> WorkerCtx {
+        WorkerCtx {
+            id,
+            emc: Emc::new(),
+            keys: Box::new([FlowKey::default(); BATCH]),
+            offs: [Offsets::default(); BATCH],
+            hit: [MISS; BATCH],
+            tx: (0..MAX_PORT_SLOTS)
+                .map(|_| Vec::with_capacity(BATCH * 2))
+                .collect(),
+            pending: Vec::with_capacity(MAX_PORT_SLOTS),
+            stats: Arc::clone(&self.workers[id]),
+        }
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> arc_swap::Guard<Arc<Snapshot>> {
+        self.snap.load()
+    }
+
+    /// Drop counters summed over workers, by reason.
+    pub fn drops(&self) -> Vec<(DropReason, u64)> {
+        DropReason::ALL
+            .iter()
+            .map(|r| (*r, self.workers.iter().map(|w| w.drop_count(*r)).sum()))
+            .collect()
+    }
+
+    /// Port counters of tx/rx slot `slot`, summed over workers.
+    pub fn port_stats(&self, slot: u16) -> PortStats {
+        let mut s = PortStats::default();
+        for w in &self.workers {
+            s.add(&w.port(slot));
+        }
+        s
+    }
+
+    /// Runs a batch through the pipeline. Every descriptor in `batch` is
+    /// either staged for transmission in `ctx` or freed (and its drop
+    /// counted); the batch is empty afterwards. `now` is monotonic
+    /// nanoseconds (FDB aging, flow last-used).
+    pub fn process(&self, ctx: &mut WorkerCtx, pool: &mut PacketPool, batch: &mut Batch, now: u64) {
+        let snap = self.snap.load();
+        let n = batch.len();
+        let in_port = batch.in_port;
+        let in_slot = snap.slot_of.get(&in_port).copied();
+
+        // Stage 1: parse.
+        let mut bytes = 0u64;
+        for i in 0..n {
+            let d = batch.descs[i];
+            bytes += u64::from(d.len);
+            match extract::extract(pool.data(d), in_port, &mut ctx.keys[i]) {
+                Ok(o) => {
+                    ctx.offs[i] = o;
+                    ctx.hit[i] = MISS;
+                }
+                Err(r) => {
+                    ctx.stats.count_drop(r);
+                    if let Some(s) = in_slot {
+                        ctx.stats.rx_dropped(s);
+                    }
+                    pool.free(d);
+                    ctx.hit[i] = DEAD;
+                }
+            }
+        }
+        if let Some(s) = in_slot {
+            ctx.stats.rx(s, n as u64, bytes);
+        }
+
+        // Stage 2: classify in table 0 (exact-match cache first).
+        if let Some(t0) = snap.table(0) {
+            for i in 0..n {
+                if ctx.hit[i] == DEAD {
+                    continue;
+                }
+                ctx.hit[i] = lookup(&mut ctx.emc, t0, &ctx.keys[i], 0, snap.generation);
+            }
+        }
+
+        // Stage 3: actions.
+        for i in 0..n {
+            if ctx.hit[i] == DEAD {
+                continue;
+            }
+            let mut p = actions::Pkt {
+                desc: batch.descs[i],
+                key: ctx.keys[i],
+                offs: ctx.offs[i],
+                in_port,
+                consumed: false,
+                outputs: 0,
+                last_drop: DropReason::NoMatch,
+            };
+            let hit = ctx.hit[i];
+            let mut ex = actions::Exec {
+                pipe: self,
+                snap: &snap,
+                ctx,
+                pool,
+                now,
+            };
+            if hit != MISS {
+                let flow = &snap.table(0).expect("table 0 hit").flows[hit as usize];
+                ex.run_flow(&mut p, flow, 0, 0, true);
+            }
+            ex.finish(&mut p);
+        }
+        batch.clear();
+    }
+}
+
+/// Looks `key` up in `table` (id `table_id`): EMC, then the classifier.
+#[inline]
+fn lookup(emc: &mut Emc, table: &TableSnap, key: &FlowKey, table_id: u8, gen: u64) -> u32 {
+    let h = key.hash64() ^ u64::from(table_id);
+    if let Some(idx) = emc.lookup(key, h, table_id, gen) {
+        return idx;
+    }
+    match table.cls.lookup(key) {
+        Some(rule) => {
+            let idx = rule.data;
+            emc.insert(key, h, table_id, gen, idx);
+            idx
+        }
+        None => MISS,
+    }
+}
