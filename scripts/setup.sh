@@ -11,7 +11,7 @@ need_root() {
 }
 
 PKGS=(
-    build-essential clang llvm libelf-dev zlib1g-dev pkg-config libbpf-dev
+    build-essential clang llvm m4 libelf-dev zlib1g-dev pkg-config libbpf-dev
     iproute2 iputils-ping ethtool tcpdump netcat-openbsd iperf3 python3
     containernetworking-plugins
 )

@@ -30,11 +30,15 @@ fn classifier(c: &mut Criterion) {
         let flows = flow_set(n, 42);
         // Hit: 64 distinct packets, all in the exact-match cache after the first turn.
         let mut sw = replay_switch(distinct_frames(64, 7), &flows);
-        g.bench_with_input(BenchmarkId::new("cached", n), &n, |b, _| b.iter(|| sw.poll(1)));
+        g.bench_with_input(BenchmarkId::new("cached", n), &n, |b, _| {
+            b.iter(|| sw.poll(1))
+        });
         // Miss: 200k distinct packets cycle through an 8k-entry cache, so
         // nearly every packet goes to the tuple-space classifier.
         let mut sw = replay_switch(distinct_frames(200_000, 9), &flows);
-        g.bench_with_input(BenchmarkId::new("miss", n), &n, |b, _| b.iter(|| sw.poll(1)));
+        g.bench_with_input(BenchmarkId::new("miss", n), &n, |b, _| {
+            b.iter(|| sw.poll(1))
+        });
     }
     g.finish();
 }

@@ -87,9 +87,17 @@ pub fn flow_set(n: usize, seed: u64) -> String {
             5 => format!("udp,tp_src={}", r.below(65535) + 1),
             6 => format!("ip,nw_src={}/16,nw_dst={}/16", ip(&mut r), ip(&mut r)),
             7 => format!("in_port={},ip,nw_dst={}", r.below(100) + 3, ip(&mut r)),
-            8 => format!("dl_dst=02:00:{:02x}:{:02x}:00:01", r.below(256), r.below(256)),
+            8 => format!(
+                "dl_dst=02:00:{:02x}:{:02x}:00:01",
+                r.below(256),
+                r.below(256)
+            ),
             9 => format!("tcp,nw_src={},tp_src={}", ip(&mut r), r.below(65535) + 1),
-            10 => format!("dl_src=02:01:{:02x}:{:02x}:00:01,ip", r.below(256), r.below(256)),
+            10 => format!(
+                "dl_src=02:01:{:02x}:{:02x}:00:01,ip",
+                r.below(256),
+                r.below(256)
+            ),
             _ => format!("udp,nw_dst={}/24,tp_dst={}", ip(&mut r), r.below(65535) + 1),
         };
         out.push_str(&format!("priority={prio},{m} actions=output:2\n"));

@@ -6,6 +6,7 @@
 //! these types into its own representation when flows are installed.
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod flow;
 pub mod types;
 

@@ -23,7 +23,9 @@ impl MacAddr {
 
     /// The address as the low 48 bits of a `u64` (first octet most significant).
     pub fn to_u64(self) -> u64 {
-        self.0.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
+        self.0
+            .iter()
+            .fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
     }
 
     /// The inverse of [`MacAddr::to_u64`]; bits above 48 are ignored.

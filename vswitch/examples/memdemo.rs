@@ -73,7 +73,11 @@ fn main() -> anyhow::Result<()> {
             .collect();
         println!(
             "{what:<48} -> {}",
-            if got.is_empty() { "dropped".to_string() } else { got.join(", ") }
+            if got.is_empty() {
+                "dropped".to_string()
+            } else {
+                got.join(", ")
+            }
         );
     };
 
@@ -92,7 +96,11 @@ fn main() -> anyhow::Result<()> {
     blocked[36..38].copy_from_slice(&23u16.to_be_bytes());
     // Recompute nothing: the drop flow matches before any checksum matters.
     links[0].inject(&blocked);
-    step(&mut sw, &links, "pod-a -> pod-c tcp/23 (priority 100 drop flow)");
+    step(
+        &mut sw,
+        &links,
+        "pod-a -> pod-c tcp/23 (priority 100 drop flow)",
+    );
     links[0].inject(&[0u8; 9]);
     step(&mut sw, &links, "pod-a sends a 9-byte runt");
 
@@ -110,7 +118,13 @@ fn main() -> anyhow::Result<()> {
     }
     println!("\n== ofctl fdb-show\n port  VLAN  MAC                Age");
     for e in pipe.fdb.entries(now) {
-        println!("{:>5}  {:>4}  {}  {:>3}", e.port, e.vlan, control::MacAddr(e.mac), e.age.as_secs());
+        println!(
+            "{:>5}  {:>4}  {}  {:>3}",
+            e.port,
+            e.vlan,
+            control::MacAddr(e.mac),
+            e.age.as_secs()
+        );
     }
     println!("\n== drops by reason");
     for (r, n) in pipe.drops() {

@@ -33,7 +33,11 @@ impl Outcome {
 
     /// The single frame sent, asserting it went out exactly one port, once.
     pub fn only(&self, port: u32) -> &[u8] {
-        assert_eq!(self.ports(), vec![port], "expected output on port {port} only");
+        assert_eq!(
+            self.ports(),
+            vec![port],
+            "expected output on port {port} only"
+        );
         let frames = &self.out[&port];
         assert_eq!(frames.len(), 1, "expected one frame on port {port}");
         &frames[0]

@@ -101,24 +101,25 @@ impl Switch {
     /// Transmits everything the pipeline staged.
     fn flush(&mut self) {
         let (slots, pool) = (&mut self.slots, &mut self.pool);
-        self.ctx.flush(|slot, q, stats| match slots[slot as usize].as_mut() {
-            Some(a) => {
-                let n = q.len() as u64;
-                let (sent, bytes) = a.port.tx_burst(pool, q);
-                let dropped = n - sent as u64;
-                stats.tx(slot, sent as u64, bytes, dropped);
-                for _ in 0..dropped {
-                    stats.count_drop(DropReason::TxFull);
+        self.ctx
+            .flush(|slot, q, stats| match slots[slot as usize].as_mut() {
+                Some(a) => {
+                    let n = q.len() as u64;
+                    let (sent, bytes) = a.port.tx_burst(pool, q);
+                    let dropped = n - sent as u64;
+                    stats.tx(slot, sent as u64, bytes, dropped);
+                    for _ in 0..dropped {
+                        stats.count_drop(DropReason::TxFull);
+                    }
                 }
-            }
-            None => {
-                // The port went away between staging and flushing.
-                for d in q.drain(..) {
-                    pool.free(d);
-                    stats.count_drop(DropReason::NoSuchPort);
+                None => {
+                    // The port went away between staging and flushing.
+                    for d in q.drain(..) {
+                        pool.free(d);
+                        stats.count_drop(DropReason::NoSuchPort);
+                    }
                 }
-            }
-        });
+            });
     }
 
     /// Polls until no port has anything to receive (bounded), returning the

@@ -2,7 +2,10 @@
 //! watches whole poll-loop turns (rx burst, parse, classify, actions, tx
 //! burst) after a warm-up.
 
-#![expect(unsafe_code, reason = "a counting global allocator must implement GlobalAlloc")]
+#![expect(
+    unsafe_code,
+    reason = "a counting global allocator must implement GlobalAlloc"
+)]
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -55,10 +58,12 @@ fn allocations_per_turn(flows: &str, extra_ports: u32) -> (u64, u64) {
     let pipe = Arc::new(Pipeline::new(1, Fdb::default()));
     let mut sw = Switch::new(Arc::clone(&pipe), 0);
     let frames = (0..64).map(|i| frame(1000 + i)).collect();
-    sw.add_port(1, Box::new(MemPort::replay("gen", frames).0)).unwrap();
+    sw.add_port(1, Box::new(MemPort::replay("gen", frames).0))
+        .unwrap();
     sw.add_port(2, Box::new(MemPort::sink("sink").0)).unwrap();
     for p in 0..extra_ports {
-        sw.add_port(3 + p, Box::new(MemPort::sink("sink").0)).unwrap();
+        sw.add_port(3 + p, Box::new(MemPort::sink("sink").0))
+            .unwrap();
     }
     pipe.add_flows(control::flow::parse_flows(flows).unwrap())
         .unwrap();

@@ -694,6 +694,10 @@ impl<'a> ActionList<'a> {
 /// One action; `None` for `drop`.
 fn parse_action(s: &str, kv: &Kv<'_>, ctx: ActCtx<'_>) -> Result<Option<Action>, FlowError> {
     let name = kv.key.to_ascii_lowercase();
+    // Checked before parsing so that nested `ct(exec(ct(...)))` cannot recurse.
+    if ctx.nest == Nest::CtExec && name != "set_field" {
+        return Err(key_err(s, kv, EXEC_ONLY));
+    }
     let action = match name.as_str() {
         "drop" => {
             no_value(s, kv)?;
@@ -837,14 +841,13 @@ fn parse_action(s: &str, kv: &Kv<'_>, ctx: ActCtx<'_>) -> Result<Option<Action>,
             }
         )
     {
-        return Err(key_err(
-            s,
-            kv,
-            "only set_field:V->ct_mark is allowed inside ct(exec(...))",
-        ));
+        return Err(key_err(s, kv, EXEC_ONLY));
     }
     Ok(Some(action))
 }
+
+/// What `ct(exec(...))` may contain.
+const EXEC_ONLY: &str = "only set_field:V->ct_mark is allowed inside ct(exec(...))";
 
 /// The target of `output:X` or a bare port action.
 fn output_target(s: &str) -> Result<Action, String> {

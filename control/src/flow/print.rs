@@ -17,6 +17,8 @@
 //! Printing never fails and never panics; a match or action built in code
 //! that the syntax cannot express (a masked `nw_ttl`, say) prints in a
 //! `value/mask` form the parser refuses rather than being silently changed.
+//! Ports and tables print as numbers (or reserved names like `LOCAL`): there
+//! is no port-name map here.
 
 use std::fmt::{self, Write};
 use std::net::Ipv4Addr;

@@ -4,6 +4,9 @@
 //! dump-flows` prints for a given `add-flow` text); error cases pin the
 //! column and token of each rejection; property tests show that printed flows
 //! and groups parse back to equal values and that no input makes a parser panic.
+//! They do not cover what the datapath does with a flow (that is vswitch's),
+//! and they do not run OVS itself: the expected strings were read off OVS's
+//! formatters (lib/match.c, lib/ofp-flow.c, lib/ofp-actions.c, lib/ofp-group.c).
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -759,6 +762,12 @@ fn action_errors() {
         "output:1",
         "only set_field",
     );
+    rejects(
+        "ip actions=ct(exec(set_field:1->reg0))",
+        20,
+        "set_field:1->reg0",
+        "only set_field",
+    );
     rejects("ip actions=ct(commit", 14, "(", "missing ')'");
     rejects("ip actions=ct(foo)", 15, "foo", "unknown ct argument");
     rejects("ip actions=ct(commit,commit)", 22, "commit", "twice");
@@ -821,6 +830,19 @@ fn action_errors() {
     rejects("actions=resubmit(1,2,ct)", 18, "1,2,ct", "(port,table)");
     rejects("actions=normal:1", 9, "normal:1", "takes no value");
     rejects("actions=learn(table=1)", 9, "learn", "unknown action");
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_crash() {
+    let n = 20_000;
+    let s = format!("ip actions={}{}", "ct(exec(".repeat(n), "))".repeat(n));
+    let e = err(&s);
+    assert_eq!(e.column, 20, "{}", e.reason);
+    assert!(e.reason.contains("only set_field"), "{}", e.reason);
+    let s = format!("ip actions=ct({}", "(".repeat(n));
+    assert!(parse_flow(&s).is_err());
+    let s = format!("group_id=1,type=all,bucket={}", "ct(exec(".repeat(n));
+    assert!(parse_group(&s).is_err());
 }
 
 #[test]

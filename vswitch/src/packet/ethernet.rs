@@ -81,6 +81,25 @@ impl VlanTag {
     }
 }
 
+/// What one walk over a frame's tags found ([`EthernetFrame::tags`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TagWalk {
+    /// Number of tags, at most [`MAX_VLAN_TAGS`].
+    pub count: u8,
+    /// The outer tag, if any.
+    pub outer: Option<VlanTag>,
+    /// The ethertype after the tags: what the payload is.
+    pub ethertype: u16,
+}
+
+impl TagWalk {
+    /// Length of the Ethernet header including the tags.
+    #[inline]
+    pub const fn header_len(&self) -> usize {
+        field::PAYLOAD + self.count as usize * field::TAG_LEN
+    }
+}
+
 /// A read/write view of an Ethernet II frame.
 #[derive(Debug, Clone)]
 pub struct EthernetFrame<T: AsRef<[u8]>> {
@@ -109,20 +128,57 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     /// [`MAX_VLAN_TAGS`] tags.
     #[inline]
     pub fn check_len(&self) -> Result<()> {
+        self.tags().map(|_| ())
+    }
+
+    /// Walks the tags once and returns what it found, checking the frame
+    /// exactly as [`check_len`](Self::check_len) does. `new_unchecked`
+    /// followed by `tags()` is the one-pass form of `new_checked` followed by
+    /// the tag getters, for the per-packet parser.
+    #[inline]
+    pub fn tags(&self) -> Result<TagWalk> {
+        // Unrolled for two tags: straight-line code, no loop to predict.
+        const _: () = assert!(MAX_VLAN_TAGS == 2);
+        const T: usize = field::TAG_LEN;
         let b = self.buffer.as_ref();
         if b.len() < Self::HEADER_LEN {
             return Err(Error::Truncated);
         }
-        let n = self.vlan_count();
-        // In bounds: vlan_count only counts tags followed by a full ethertype.
-        if is_tpid(be16(b, field::ETHERTYPE.start + n * field::TAG_LEN)) {
-            return Err(if n == MAX_VLAN_TAGS {
-                Error::TooManyHeaders
-            } else {
-                Error::Truncated
+        let ethertype = be16(b, field::ETHERTYPE.start);
+        if !is_tpid(ethertype) {
+            return Ok(TagWalk {
+                count: 0,
+                outer: None,
+                ethertype,
             });
         }
-        Ok(())
+        if b.len() < Self::HEADER_LEN + T {
+            return Err(Error::Truncated);
+        }
+        let outer = Some(VlanTag {
+            tpid: ethertype,
+            tci: be16(b, field::PAYLOAD),
+        });
+        let ethertype = be16(b, field::ETHERTYPE.start + T);
+        if !is_tpid(ethertype) {
+            return Ok(TagWalk {
+                count: 1,
+                outer,
+                ethertype,
+            });
+        }
+        if b.len() < Self::HEADER_LEN + 2 * T {
+            return Err(Error::Truncated);
+        }
+        let ethertype = be16(b, field::ETHERTYPE.start + 2 * T);
+        if is_tpid(ethertype) {
+            return Err(Error::TooManyHeaders);
+        }
+        Ok(TagWalk {
+            count: 2,
+            outer,
+            ethertype,
+        })
     }
 
     /// Returns the underlying buffer.
@@ -150,18 +206,23 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         be16(self.buffer.as_ref(), field::ETHERTYPE.start)
     }
 
-    /// Number of complete VLAN tags, at most [`MAX_VLAN_TAGS`].
+    /// Number of complete VLAN tags (a TPID, a TCI and the next ethertype
+    /// all inside the buffer), at most [`MAX_VLAN_TAGS`].
     #[inline]
     pub fn vlan_count(&self) -> usize {
+        // Unrolled for two tags (MAX_VLAN_TAGS, asserted in `tags`).
         let b = self.buffer.as_ref();
-        let mut n = 0;
-        while n < MAX_VLAN_TAGS
-            && b.len() >= Self::HEADER_LEN + (n + 1) * field::TAG_LEN
-            && is_tpid(be16(b, field::ETHERTYPE.start + n * field::TAG_LEN))
-        {
-            n += 1;
+        let tag = |n: usize| {
+            b.len() >= Self::HEADER_LEN + (n + 1) * field::TAG_LEN
+                && is_tpid(be16(b, field::ETHERTYPE.start + n * field::TAG_LEN))
+        };
+        if !tag(0) {
+            0
+        } else if !tag(1) {
+            1
+        } else {
+            2
         }
-        n
     }
 
     /// The `i`-th tag from the outside (0 is the outer tag), if present.

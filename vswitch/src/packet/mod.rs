@@ -48,7 +48,7 @@ pub(crate) mod testgen;
 mod tests;
 
 pub use arp::{ArpPacket, ArpRepr};
-pub use ethernet::{EthernetFrame, EthernetRepr, VlanTag};
+pub use ethernet::{EthernetFrame, EthernetRepr, TagWalk, VlanTag};
 pub use icmp::Icmpv4Packet;
 pub use icmpv6::Icmpv6Packet;
 pub use ipv4::{Ipv4Packet, Ipv4Repr};

@@ -56,8 +56,7 @@ impl Exec<'_> {
     /// Runs a matched flow: counts it, then its actions.
     #[inline]
     pub fn run_flow(&mut self, p: &mut Pkt, flow: &DpFlow, table: u8, depth: u8, tail_final: bool) {
-        flow.stats(self.ctx.id)
-            .hit(u64::from(p.desc.len), self.now);
+        flow.stats(self.ctx.id).hit(u64::from(p.desc.len), self.now);
         if flow.actions.is_empty() {
             p.last_drop = DropReason::Action;
             return;
@@ -186,7 +185,11 @@ impl Exec<'_> {
     /// learned port of the destination, flood when unknown or multicast.
     fn normal(&mut self, p: &mut Pkt, fin: bool) {
         let tci = p.key.get(field::VLAN_TCI) as u16;
-        let vlan = if tci & VLAN_PRESENT != 0 { tci & 0x0fff } else { 0 };
+        let vlan = if tci & VLAN_PRESENT != 0 {
+            tci & 0x0fff
+        } else {
+            0
+        };
         let src = p.key.mac(field::DL_SRC);
         if src[0] & 1 == 0 {
             self.pipe.fdb.learn(src, vlan, p.in_port, self.now);
@@ -227,8 +230,7 @@ impl Exec<'_> {
             p.last_drop = DropReason::NoMatch;
         } else {
             let flow = &t.flows[hit as usize];
-            flow.stats(self.ctx.id)
-                .hit(u64::from(p.desc.len), self.now);
+            flow.stats(self.ctx.id).hit(u64::from(p.desc.len), self.now);
             self.run(p, &flow.actions, table, depth + 1, fin)?;
             if flow.actions.is_empty() {
                 p.last_drop = DropReason::Action;
@@ -289,8 +291,14 @@ impl Exec<'_> {
 
     fn set_mac(&mut self, p: &mut Pkt, at: usize, m: [u8; 6]) {
         self.pool.data_mut(p.desc)[at..at + 6].copy_from_slice(&m);
-        p.key
-            .set_mac(if at == 0 { field::DL_DST } else { field::DL_SRC }, m);
+        p.key.set_mac(
+            if at == 0 {
+                field::DL_DST
+            } else {
+                field::DL_SRC
+            },
+            m,
+        );
     }
 
     /// IPv4 header start, or `MissingHeader`.
@@ -315,7 +323,11 @@ impl Exec<'_> {
             update_l4_csum(d, l4, proto, |c| update32(c, old, addr));
         }
         p.key.set(
-            if at == 12 { field::NW_SRC } else { field::NW_DST },
+            if at == 12 {
+                field::NW_SRC
+            } else {
+                field::NW_DST
+            },
             u64::from(addr),
         );
         Ok(())
@@ -333,7 +345,11 @@ impl Exec<'_> {
         d[l4 + at..l4 + at + 2].copy_from_slice(&port.to_be_bytes());
         update_l4_csum(d, l4, proto, |c| update16(c, old, port));
         p.key.set(
-            if at == 0 { field::TP_SRC } else { field::TP_DST },
+            if at == 0 {
+                field::TP_SRC
+            } else {
+                field::TP_DST
+            },
             u64::from(port),
         );
         Ok(())

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use hashbrown::HashMap;
 
 use control::flow::{Action, Flow, FlowFilter, FlowStats, Group};
+use control::PortNo;
 
 use super::flows::{compile_flow, compile_group, compile_match, CompileError, DpFlow, DpGroup};
 use super::{Pipeline, Snapshot, TableSnap, MAX_PORT_SLOTS};
@@ -102,7 +103,10 @@ impl Master {
         self.generation += 1;
         let mut by_table: BTreeMap<u8, Vec<Arc<DpFlow>>> = BTreeMap::new();
         for f in self.flows.values() {
-            by_table.entry(f.spec.table).or_default().push(Arc::clone(f));
+            by_table
+                .entry(f.spec.table)
+                .or_default()
+                .push(Arc::clone(f));
         }
         let max = by_table.keys().next_back().map_or(0, |t| *t as usize + 1);
         let mut tables: Vec<Option<TableSnap>> = (0..max).map(|_| None).collect();
@@ -123,7 +127,11 @@ impl Master {
         Snapshot {
             generation: self.generation,
             tables,
-            groups: self.groups.iter().map(|(k, v)| (*k, Arc::clone(v))).collect(),
+            groups: self
+                .groups
+                .iter()
+                .map(|(k, v)| (*k, Arc::clone(v)))
+                .collect(),
             ports: self.ports.keys().copied().collect(),
             slot_of: self.ports.iter().map(|(k, v)| (*k, *v)).collect(),
             local_port: self.local_port,
@@ -274,7 +282,10 @@ impl Pipeline {
     /// Detaches a port: flood stops using it, its learned MACs are flushed.
     pub fn del_port(&self, ofport: u32) -> Result<u16, ControlError> {
         let mut m = self.master.lock();
-        let slot = m.ports.remove(&ofport).ok_or(ControlError::NoSuchPort(ofport))?;
+        let slot = m
+            .ports
+            .remove(&ofport)
+            .ok_or(ControlError::NoSuchPort(ofport))?;
         if m.local_port == Some(ofport) {
             m.local_port = None;
         }
@@ -293,7 +304,12 @@ impl Pipeline {
 
     /// Attached ports and their slots.
     pub fn ports(&self) -> Vec<(u32, u16)> {
-        self.master.lock().ports.iter().map(|(k, v)| (*k, *v)).collect()
+        self.master
+            .lock()
+            .ports
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect()
     }
 }
 
@@ -331,7 +347,12 @@ impl<'a> Selector<'a> {
             }
         }
         if let Some(p) = self.filter.out_port {
-            let outputs = f.spec.actions.iter().any(|a| matches!(a, Action::Output(q) if *q == p));
+            let outputs = f.spec.actions.iter().any(|a| match a {
+                Action::Output(q) => *q == p,
+                Action::Local => p == PortNo::LOCAL,
+                Action::InPort => p == PortNo::IN_PORT,
+                _ => false,
+            });
             if !outputs {
                 return false;
             }

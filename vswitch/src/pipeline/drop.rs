@@ -83,11 +83,16 @@ mod tests {
     fn names_are_unique_kebab_case() {
         let mut names: Vec<_> = DropReason::ALL.iter().map(|r| r.name()).collect();
         for n in &names {
-            assert!(n.chars().all(|c| c.is_ascii_lowercase() || c == '-' || c.is_ascii_digit()));
+            assert!(n
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '-' || c.is_ascii_digit()));
         }
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), DropReason::COUNT);
-        assert_eq!(DropReason::ALL[DropReason::TxFull as usize], DropReason::TxFull);
+        assert_eq!(
+            DropReason::ALL[DropReason::TxFull as usize],
+            DropReason::TxFull
+        );
     }
 }

@@ -185,7 +185,9 @@ pub fn key_field(f: CField) -> Result<Field, CompileError> {
         CField::CtState => field::CT_STATE,
         CField::CtZone => field::CT_ZONE,
         CField::CtMark => field::CT_MARK,
-        CField::Reg(n) => *field::REGS.get(n as usize).ok_or(CompileError::BadRegister(n))?,
+        CField::Reg(n) => *field::REGS
+            .get(n as usize)
+            .ok_or(CompileError::BadRegister(n))?,
     })
 }
 
@@ -289,7 +291,7 @@ pub fn compile_group(group: Group) -> Result<DpGroup, CompileError> {
         .collect::<Result<Vec<_>, CompileError>>()?
         .into_boxed_slice();
     Ok(DpGroup {
-        kind: group.kind.clone(),
+        kind: group.kind,
         spec: group,
         buckets,
     })

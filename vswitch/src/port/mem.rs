@@ -31,7 +31,11 @@ pub struct MemLink {
 impl MemLink {
     /// Queues `frame` for the switch to receive.
     pub fn inject(&self, frame: &[u8]) {
-        self.q.lock().expect("mem port lock").rx.push_back(frame.to_vec());
+        self.q
+            .lock()
+            .expect("mem port lock")
+            .rx
+            .push_back(frame.to_vec());
     }
 
     /// Takes every frame the switch transmitted so far.

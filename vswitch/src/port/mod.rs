@@ -32,4 +32,20 @@ pub trait Port: Send + std::fmt::Debug {
     /// pool once sent. Returns the packets and bytes sent; the rest were
     /// dropped (queue full) and also returned to the pool.
     fn tx_burst(&mut self, pool: &mut PacketPool, descs: &mut Vec<Desc>) -> (usize, u64);
+
+    /// A file descriptor that becomes readable when frames arrive, for a
+    /// worker that blocks in `poll()` when idle. `None`: the port cannot
+    /// wake a sleeping worker (in-memory ports), so it must be polled.
+    fn poll_fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
+
+    /// Transmit work the kernel still has to be kicked for (AF_XDP copy
+    /// mode transmits only on `sendto`/`poll`); called once per loop turn.
+    fn kick(&mut self) {}
+
+    /// Backend detail for `ofctl show` (AF_XDP: attach mode and bind flags).
+    fn detail(&self) -> String {
+        String::new()
+    }
 }

@@ -63,7 +63,10 @@ impl PacketPool {
     #[inline]
     pub fn free(&mut self, d: Desc) {
         debug_assert!(d.frame < self.frames);
-        debug_assert!(self.free.len() < self.frames as usize, "more frees than frames");
+        debug_assert!(
+            self.free.len() < self.frames as usize,
+            "more frees than frames"
+        );
         self.free.push(d.frame);
     }
 

@@ -1,0 +1,356 @@
+//! The control protocol between `vswitchd` and its clients (`ofctl`, the CNI
+//! shim): versioned JSON, one request and one reply per line, over the
+//! daemon's unix socket.
+//!
+//! ```text
+//! → {"version":1,"request":{"cmd":"dump-flows","filter":"table=0"}}
+//! ← {"version":1,"ok":true,"reply":{"kind":"flows","flows":[...]}}
+//! ← {"version":1,"ok":false,"error":"column 3 near \"nw_sorc\": unknown match field"}
+//! ```
+//!
+//! Flows, filters and groups travel as `ovs-ofctl` text and are parsed by
+//! the daemon, so there is one parser and its positioned errors reach the
+//! user unchanged. A request with an unknown `cmd`, a missing field or a
+//! different `version` is answered with an error reply, never dropped.
+
+use serde::{Deserialize, Serialize};
+
+/// Protocol version; a daemon refuses requests of any other version.
+pub const VERSION: u32 = 1;
+
+/// Default path of the daemon's socket.
+pub const DEFAULT_SOCKET: &str = "/run/vswitch/vswitchd.sock";
+
+/// Longest request line the daemon reads (a 100k-flow `add-flows` fits).
+pub const MAX_REQUEST_BYTES: usize = 64 << 20;
+
+/// A request with its protocol version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// Must be [`VERSION`].
+    pub version: u32,
+    /// What to do.
+    pub request: Request,
+}
+
+/// Everything a client can ask.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Request {
+    /// Ports and switch state.
+    Show {},
+    /// Attach an interface.
+    AddPort {
+        /// Interface name.
+        iface: String,
+        /// `afxdp` or `afpacket`; the daemon's default when absent.
+        #[serde(default)]
+        backend: Option<String>,
+        /// Requested OpenFlow port number; the lowest free one when absent.
+        #[serde(default)]
+        ofport: Option<u32>,
+    },
+    /// Detach an interface.
+    DelPort {
+        /// Interface name.
+        iface: String,
+    },
+    /// Add flows (one per line, `ovs-ofctl` syntax), atomically.
+    AddFlows {
+        /// Flow text.
+        flows: String,
+    },
+    /// Replace every flow with these, atomically.
+    ReplaceFlows {
+        /// Flow text.
+        flows: String,
+    },
+    /// Delete flows selected by a filter (empty: all).
+    DelFlows {
+        /// Filter text (`table=1,ip,nw_dst=10.0.0.0/8`).
+        #[serde(default)]
+        filter: String,
+        /// Exact match and priority instead of "at least as specific".
+        #[serde(default)]
+        strict: bool,
+    },
+    /// List flows selected by a filter (empty: all).
+    DumpFlows {
+        /// Filter text.
+        #[serde(default)]
+        filter: String,
+    },
+    /// Add or replace a group (`group_id=1,type=select,bucket=...`).
+    AddGroup {
+        /// Group text.
+        group: String,
+    },
+    /// Delete one group, or all.
+    DelGroups {
+        /// Group id; all groups when absent.
+        #[serde(default)]
+        group_id: Option<u32>,
+    },
+    /// List groups.
+    DumpGroups {},
+    /// Port counters (one port by name or number, or all).
+    DumpPorts {
+        /// Port name or number.
+        #[serde(default)]
+        port: Option<String>,
+    },
+    /// The MAC learning table.
+    FdbShow {},
+    /// Trace a packet described by a flow match through the tables.
+    Trace {
+        /// Packet fields in match syntax (`in_port=1,tcp,nw_dst=10.244.1.5,tp_dst=80`).
+        flow: String,
+    },
+    /// Register a pod's host-side interface (CNI ADD).
+    AddPod {
+        /// CNI container id.
+        container_id: String,
+        /// Host-side veth name.
+        iface: String,
+        /// The pod interface's MAC.
+        mac: String,
+        /// The pod's IPv4 address.
+        ip: String,
+    },
+    /// Unregister a pod (CNI DEL); succeeds if it is not registered.
+    DelPod {
+        /// CNI container id.
+        container_id: String,
+        /// Host-side veth name.
+        iface: String,
+    },
+}
+
+/// A reply with its protocol version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplyEnvelope {
+    /// [`VERSION`].
+    pub version: u32,
+    /// True when the request was carried out.
+    pub ok: bool,
+    /// The result, when `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply: Option<Reply>,
+    /// One line saying what was wrong, when not `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl ReplyEnvelope {
+    /// A success.
+    pub fn ok(reply: Reply) -> ReplyEnvelope {
+        ReplyEnvelope {
+            version: VERSION,
+            ok: true,
+            reply: Some(reply),
+            error: None,
+        }
+    }
+
+    /// A failure with a one-line message.
+    pub fn err(msg: impl Into<String>) -> ReplyEnvelope {
+        ReplyEnvelope {
+            version: VERSION,
+            ok: false,
+            reply: None,
+            error: Some(msg.into()),
+        }
+    }
+}
+
+/// What a request returns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Reply {
+    /// Nothing to report.
+    Done,
+    /// A count (flows added or deleted, groups deleted).
+    Count {
+        /// How many.
+        count: u64,
+    },
+    /// The port a request attached.
+    Port {
+        /// Its OpenFlow number.
+        ofport: u32,
+    },
+    /// `show`.
+    Show(ShowReply),
+    /// `dump-flows`.
+    Flows {
+        /// Flows by table, then descending priority.
+        flows: Vec<FlowEntry>,
+    },
+    /// `dump-groups`.
+    Groups {
+        /// Groups as `ovs-ofctl dump-groups` prints them.
+        groups: Vec<String>,
+    },
+    /// `dump-ports`.
+    Ports {
+        /// Per-port counters.
+        ports: Vec<PortCounters>,
+        /// Datapath drops by reason (only reasons with a count).
+        drops: Vec<(String, u64)>,
+    },
+    /// `fdb-show`.
+    Fdb {
+        /// Learned MACs.
+        entries: Vec<FdbRow>,
+    },
+    /// `trace`.
+    Trace {
+        /// Human-readable steps, table by table.
+        lines: Vec<String>,
+        /// The final verdict (`output:2`, `drop (no-match)`, ...).
+        verdict: String,
+    },
+}
+
+/// `show`: the switch and its ports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShowReply {
+    /// Node name from the config.
+    pub node: String,
+    /// Worker threads.
+    pub workers: u32,
+    /// Attached ports, by OpenFlow number.
+    pub ports: Vec<PortInfo>,
+}
+
+/// One port in `show`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortInfo {
+    /// OpenFlow port number.
+    pub ofport: u32,
+    /// Interface name.
+    pub name: String,
+    /// `afxdp`, `afpacket`, `mem`.
+    pub backend: String,
+    /// The interface's MAC.
+    pub mac: String,
+    /// Link up.
+    pub link_up: bool,
+    /// The worker polling it.
+    pub worker: u32,
+    /// The NIC queue.
+    pub queue: u32,
+    /// Backend detail (AF_XDP: `xdp mode native, copy`).
+    pub detail: String,
+}
+
+/// One flow in `dump-flows`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowEntry {
+    /// The line `ovs-ofctl -O OpenFlow13 dump-flows` would print.
+    pub text: String,
+    /// Table id.
+    pub table: u8,
+    /// Priority.
+    pub priority: u16,
+    /// Cookie.
+    pub cookie: u64,
+    /// Packets matched.
+    pub n_packets: u64,
+    /// Bytes matched.
+    pub n_bytes: u64,
+    /// Seconds since installed.
+    pub duration_s: f64,
+}
+
+/// Counters of one port in `dump-ports`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortCounters {
+    /// OpenFlow port number.
+    pub ofport: u32,
+    /// Interface name.
+    pub name: String,
+    /// Packets received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Received packets dropped by the datapath.
+    pub rx_dropped: u64,
+    /// Receive errors (backend).
+    pub rx_errors: u64,
+    /// Packets transmitted.
+    pub tx_packets: u64,
+    /// Bytes transmitted.
+    pub tx_bytes: u64,
+    /// Packets that could not be transmitted.
+    pub tx_dropped: u64,
+    /// Transmit errors (backend).
+    pub tx_errors: u64,
+}
+
+/// One learned MAC in `fdb-show`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FdbRow {
+    /// OpenFlow port.
+    pub port: u32,
+    /// VLAN (0: untagged).
+    pub vlan: u16,
+    /// MAC address.
+    pub mac: String,
+    /// Seconds since last seen.
+    pub age_s: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_and_reject_unknown_commands() {
+        let e = Envelope {
+            version: VERSION,
+            request: Request::DelFlows {
+                filter: "ip".into(),
+                strict: true,
+            },
+        };
+        let s = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            s,
+            r#"{"version":1,"request":{"cmd":"del-flows","filter":"ip","strict":true}}"#
+        );
+        assert_eq!(serde_json::from_str::<Envelope>(&s).unwrap(), e);
+        let d: Envelope =
+            serde_json::from_str(r#"{"version":1,"request":{"cmd":"dump-flows"}}"#).unwrap();
+        assert_eq!(
+            d.request,
+            Request::DumpFlows {
+                filter: String::new()
+            }
+        );
+        assert!(
+            serde_json::from_str::<Envelope>(r#"{"version":1,"request":{"cmd":"reboot"}}"#)
+                .is_err()
+        );
+        assert!(serde_json::from_str::<Envelope>(
+            r#"{"version":1,"request":{"cmd":"show","x":1}}"#
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn replies_serialize_tagged() {
+        let r = ReplyEnvelope::ok(Reply::Count { count: 3 });
+        let s = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            s,
+            r#"{"version":1,"ok":true,"reply":{"kind":"count","count":3}}"#
+        );
+        let e = ReplyEnvelope::err("no port 9");
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"version":1,"ok":false,"error":"no port 9"}"#
+        );
+    }
+}
