@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod client;
 pub mod flow;
 pub mod types;
 

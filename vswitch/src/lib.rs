@@ -5,10 +5,12 @@
 //! datapath actions when they are installed.
 #![deny(unsafe_code)]
 
+
 pub mod key;
 pub mod packet;
 pub mod pipeline;
 pub mod port;
 pub mod scenario;
 pub mod switch;
+pub mod sys;
 pub mod tables;

@@ -5,7 +5,9 @@
 //! The tag walk is bounded: `new_checked` accepts at most [`MAX_VLAN_TAGS`]
 //! tags (802.1ad outer + 802.1Q inner, as OVS does) and refuses a third with
 //! [`Error::TooManyHeaders`], so the hot path never loops on attacker-chosen
-//! input. TPIDs recognised are 0x8100 and 0x88a8; the legacy 0x9100 is not.
+//! input. [`EthernetFrame::tags`] does that walk once and returns what it
+//! found, for the per-packet parser. TPIDs recognised are 0x8100 and 0x88a8;
+//! the legacy 0x9100 is not.
 //! What it deliberately does not do: 802.3 length/LLC/SNAP frames (an
 //! ethertype below 0x0600 is reported as is), FCS, or pushing/popping tags
 //! (that is an action, which moves bytes).
@@ -404,6 +406,12 @@ mod tests {
         assert_eq!(f.inner_ethertype(), ethertype::IPV4);
         assert_eq!(f.header_len(), 22);
         assert!(f.payload().is_empty());
+        let walk = f.tags().unwrap();
+        assert_eq!(
+            (walk.count, walk.outer, walk.ethertype),
+            (2, Some(outer), ethertype::IPV4)
+        );
+        assert_eq!(walk.header_len(), 22);
         let r = EthernetRepr::parse(&f).unwrap();
         let mut out = [0u8; 22];
         assert_eq!(r.buffer_len(), 22);

@@ -25,9 +25,19 @@ fn check_views(b: &[u8]) {
             }
         }
         let _ = (f.dst_addr(), f.src_addr(), f.ethertype());
+        // The one-pass walk agrees with the getters.
+        let walk = f.tags().unwrap();
+        assert_eq!(usize::from(walk.count), n);
+        assert_eq!(walk.outer, f.vlan_tag(0));
+        assert_eq!(walk.ethertype, f.inner_ethertype());
+        assert_eq!(walk.header_len(), f.header_len());
         let r = EthernetRepr::parse(&f).unwrap();
         assert_eq!(r.buffer_len(), f.header_len());
         check_views(f.payload());
+    } else {
+        let unchecked = EthernetFrame::new_unchecked(b);
+        assert_eq!(unchecked.tags().err(), unchecked.check_len().err());
+        assert!(unchecked.tags().is_err());
     }
     if let Ok(p) = Ipv4Packet::new_checked(b) {
         let (hl, tl) = (p.header_len(), usize::from(p.total_len()));

@@ -27,6 +27,7 @@ pub mod drop;
 pub mod extract;
 pub mod flows;
 mod stats;
+pub mod trace;
 
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,289 @@
+//! The command line: clap definitions, and turning a command into the
+//! [`Request`] the daemon gets.
+//!
+//! Flow, filter and group texts are checked here with the same parsers the
+//! daemon uses before anything is sent, so a typo is reported with its
+//! column (and, for files, its line) even when no daemon runs, and a file
+//! with one bad line sends nothing. The text sent is the user's own, not a
+//! re-print of the parse: the daemon parses it again and owns its meaning.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Result};
+use clap::{Parser, Subcommand, ValueEnum};
+use control::api::{Request, DEFAULT_SOCKET};
+use control::flow::{parse_filter, parse_flow, parse_flows, parse_group, MAX_GROUP};
+
+/// Talk to vswitchd: ports, flows, groups, counters, MAC table, traces.
+///
+/// Flow, match and group texts use the `ovs-ofctl` syntax.
+#[derive(Debug, Parser)]
+#[command(name = "ofctl", version)]
+pub struct Cli {
+    /// Path of vswitchd's control socket.
+    #[arg(
+        long,
+        global = true,
+        env = "VSWITCH_SOCKET",
+        value_name = "PATH",
+        default_value = DEFAULT_SOCKET
+    )]
+    pub socket: PathBuf,
+
+    /// Print the daemon's reply as JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Seconds to wait for vswitchd before giving up (0: wait forever).
+    #[arg(long, global = true, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands, named as `ovs-ofctl` names them.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the switch and its ports.
+    Show,
+    /// Attach an interface to the switch.
+    AddPort {
+        /// Interface name.
+        iface: String,
+        /// Port backend (the daemon's default when omitted).
+        #[arg(long = "type", value_name = "TYPE")]
+        backend: Option<Backend>,
+        /// OpenFlow port number to use (the lowest free one when omitted).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=0xfeff))]
+        ofport: Option<u32>,
+    },
+    /// Detach an interface from the switch.
+    DelPort {
+        /// Interface name.
+        iface: String,
+    },
+    /// Add one flow.
+    AddFlow {
+        /// The flow, e.g. "table=0,priority=100,ip,nw_dst=10.244.1.0/24,actions=output:2".
+        flow: String,
+    },
+    /// Add the flows of FILE (one per line; "-" reads stdin), all or none.
+    AddFlows {
+        /// Flow file, or "-" for standard input.
+        file: String,
+    },
+    /// Delete the flows that match MATCH (all flows when omitted).
+    DelFlows {
+        /// Delete only flows whose match and priority equal MATCH exactly.
+        #[arg(long)]
+        strict: bool,
+        /// Flow match, e.g. "table=1,ip,nw_dst=10.0.0.0/8".
+        #[arg(value_name = "MATCH")]
+        filter: Option<String>,
+    },
+    /// Replace all flows with those of FILE ("-" reads stdin), atomically.
+    ReplaceFlows {
+        /// Flow file, or "-" for standard input.
+        file: String,
+    },
+    /// Print the flows that match MATCH (all flows when omitted), with counters.
+    DumpFlows {
+        /// Flow match, e.g. "table=0,tcp".
+        #[arg(value_name = "MATCH")]
+        filter: Option<String>,
+    },
+    /// Add a group, or replace the one with the same id.
+    AddGroup {
+        /// The group, e.g. "group_id=1,type=select,bucket=output:1,bucket=output:2".
+        group: String,
+    },
+    /// Delete one group ("group_id=N"), or all groups when omitted.
+    DelGroups {
+        /// "group_id=N" or "group_id=all".
+        #[arg(value_name = "group_id=N")]
+        group: Option<String>,
+    },
+    /// Print the groups.
+    DumpGroups,
+    /// Print port counters and datapath drops, for one port (name or number) or all.
+    DumpPorts {
+        /// Port name or OpenFlow number.
+        port: Option<String>,
+    },
+    /// Print the learned MAC addresses.
+    FdbShow,
+    /// Show which flows a packet would hit, table by table, and what happens to it.
+    Trace {
+        /// The packet as a match, e.g. "in_port=1,tcp,nw_dst=10.244.1.5,tp_dst=80".
+        #[arg(value_name = "FLOWSPEC")]
+        flow: String,
+    },
+}
+
+/// Port backends `add-port --type` takes.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Backend {
+    /// AF_XDP sockets (fast; needs XDP support).
+    Afxdp,
+    /// AF_PACKET sockets (works on any kernel).
+    Afpacket,
+}
+
+impl Backend {
+    fn name(self) -> &'static str {
+        match self {
+            Backend::Afxdp => "afxdp",
+            Backend::Afpacket => "afpacket",
+        }
+    }
+}
+
+impl Command {
+    /// The request to send, after checking every flow, match and group text
+    /// locally. Reads the flow file of `add-flows`/`replace-flows`.
+    pub fn request(&self) -> Result<Request> {
+        Ok(match self {
+            Command::Show => Request::Show {},
+            Command::AddPort {
+                iface,
+                backend,
+                ofport,
+            } => Request::AddPort {
+                iface: iface.clone(),
+                backend: backend.map(|b| b.name().to_string()),
+                ofport: *ofport,
+            },
+            Command::DelPort { iface } => Request::DelPort {
+                iface: iface.clone(),
+            },
+            Command::AddFlow { flow } => {
+                if flow.contains(['\n', '\r']) {
+                    bail!("add-flow takes one flow; use add-flows for several");
+                }
+                parse_flow(flow)?;
+                Request::AddFlows {
+                    flows: flow.clone(),
+                }
+            }
+            Command::AddFlows { file } => Request::AddFlows {
+                flows: read_flows(file)?,
+            },
+            Command::ReplaceFlows { file } => Request::ReplaceFlows {
+                flows: read_flows(file)?,
+            },
+            Command::DelFlows { strict, filter } => Request::DelFlows {
+                filter: checked_filter(filter.as_deref())?,
+                strict: *strict,
+            },
+            Command::DumpFlows { filter } => Request::DumpFlows {
+                filter: checked_filter(filter.as_deref())?,
+            },
+            Command::AddGroup { group } => {
+                parse_group(group)?;
+                Request::AddGroup {
+                    group: group.clone(),
+                }
+            }
+            Command::DelGroups { group } => Request::DelGroups {
+                group_id: match group {
+                    Some(g) => parse_group_id(g)?,
+                    None => None,
+                },
+            },
+            Command::DumpGroups => Request::DumpGroups {},
+            Command::DumpPorts { port } => Request::DumpPorts { port: port.clone() },
+            Command::FdbShow => Request::FdbShow {},
+            Command::Trace { flow } => {
+                // The packet is described in match syntax; checking it as a
+                // filter catches unknown fields and missing prerequisites.
+                parse_filter(flow)?;
+                Request::Trace { flow: flow.clone() }
+            }
+        })
+    }
+}
+
+fn checked_filter(filter: Option<&str>) -> Result<String> {
+    let filter = filter.unwrap_or("");
+    parse_filter(filter)?;
+    Ok(filter.to_string())
+}
+
+/// The `del-groups` argument: `group_id=N`, `group_id=all` (as OVS takes
+/// them) or a bare `N`/`all`. `None` means all groups.
+fn parse_group_id(arg: &str) -> Result<Option<u32>> {
+    let v = arg.trim();
+    let v = v.strip_prefix("group_id=").unwrap_or(v);
+    if v == "all" {
+        return Ok(None);
+    }
+    let n = if let Some(hex) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        u64::from_str_radix(hex, 16).ok()
+    } else {
+        v.parse::<u64>().ok()
+    };
+    match n {
+        Some(n) if n <= u64::from(MAX_GROUP) => Ok(Some(n as u32)),
+        _ => bail!(
+            "del-groups: expected group_id=N with N 0-{MAX_GROUP}, or group_id=all, not {arg:?}"
+        ),
+    }
+}
+
+/// Reads a flow file (`-`: stdin) and checks every line; an error names the
+/// file and the line.
+fn read_flows(file: &str) -> Result<String> {
+    let (name, bytes) = if file == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| anyhow!("cannot read stdin: {}", io_message(&e)))?;
+        ("stdin", buf)
+    } else {
+        let buf =
+            std::fs::read(file).map_err(|e| anyhow!("cannot read {file}: {}", io_message(&e)))?;
+        (file, buf)
+    };
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow!(
+            "{name}: not UTF-8 text (bad byte at offset {})",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    parse_flows(&text).map_err(|e| anyhow!("{name}: {e}"))?;
+    Ok(text)
+}
+
+/// An `io::Error`'s text without the ` (os error N)` tail.
+pub fn io_message(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    match (e.raw_os_error(), s.rfind(" (os error ")) {
+        (Some(_), Some(p)) => s[..p].to_string(),
+        _ => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn group_ids() {
+        assert_eq!(parse_group_id("group_id=7").unwrap(), Some(7));
+        assert_eq!(parse_group_id("group_id=0x10").unwrap(), Some(16));
+        assert_eq!(parse_group_id("7").unwrap(), Some(7));
+        assert_eq!(parse_group_id("group_id=all").unwrap(), None);
+        assert!(parse_group_id("group_id=").is_err());
+        assert!(parse_group_id("group_id=4294967295").is_err());
+        assert!(parse_group_id("bucket=1").is_err());
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,167 @@
+//! Human output: each reply in the form the matching OVS tool prints, so
+//! OVS users (and their `grep`s) feel at home.
+//!
+//! - `show` follows `ovs-ofctl show`'s port blocks (` 1(vsw1): addr:...`),
+//!   with our backend, worker and queue in place of OpenFlow features.
+//! - `dump-flows` and `dump-groups` print the daemon's lines unchanged: the
+//!   daemon already formats them as `ovs-ofctl -O OpenFlow13` does.
+//! - `dump-ports` follows `ovs-ofctl dump-ports` (`  port  1: rx pkts=...`),
+//!   then the datapath's drop counters by reason, which OVS has no place for.
+//! - `fdb-show` follows `ovs-appctl fdb/show`; `trace` ends like
+//!   `ofproto/trace` with `Datapath actions:`.
+//!
+//! Commands that change state print nothing on success, as OVS's do.
+//! Everything returns a `String`; nothing here does I/O.
+
+use std::fmt::Write;
+
+use control::api::{FdbRow, FlowEntry, PortCounters, Reply, ShowReply};
+use control::PortNo;
+
+use crate::cli::Command;
+
+/// The text to print for `reply` to `cmd`, or an error naming what was
+/// expected when the daemon answered with another kind of reply.
+pub fn human(cmd: &Command, reply: &Reply) -> Result<String, String> {
+    let wanted = match (cmd, reply) {
+        (Command::Show, Reply::Show(s)) => return Ok(show(s)),
+        (Command::DumpFlows { .. }, Reply::Flows { flows }) => return Ok(flow_lines(flows)),
+        (Command::DumpGroups, Reply::Groups { groups }) => return Ok(lines(groups)),
+        (Command::DumpPorts { .. }, Reply::Ports { ports, drops }) => {
+            return Ok(dump_ports(ports, drops))
+        }
+        (Command::FdbShow, Reply::Fdb { entries }) => return Ok(fdb(entries)),
+        (Command::Trace { flow }, Reply::Trace { lines, verdict }) => {
+            return Ok(trace(flow, lines, verdict))
+        }
+        (Command::Show, _) => "show",
+        (Command::DumpFlows { .. }, _) => "flows",
+        (Command::DumpGroups, _) => "groups",
+        (Command::DumpPorts { .. }, _) => "ports",
+        (Command::FdbShow, _) => "fdb",
+        (Command::Trace { .. }, _) => "trace",
+        // Changes: quiet on success, whatever the daemon counted.
+        _ => return Ok(String::new()),
+    };
+    Err(format!(
+        "unexpected reply from vswitchd: wanted {wanted:?}, got {:?}",
+        kind(reply)
+    ))
+}
+
+fn kind(reply: &Reply) -> String {
+    serde_json::to_value(reply)
+        .ok()
+        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// A port number as OVS prints it: the number, or `LOCAL` and friends.
+fn port(n: u32) -> String {
+    PortNo(n).to_string()
+}
+
+/// A counter; OVS prints an unknown one (all ones) as `?`.
+fn counter(v: u64) -> String {
+    if v == u64::MAX {
+        "?".into()
+    } else {
+        v.to_string()
+    }
+}
+
+fn show(s: &ShowReply) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "vswitch {}: n_workers:{}, n_ports:{}",
+        s.node,
+        s.workers,
+        s.ports.len()
+    );
+    for p in &s.ports {
+        let _ = writeln!(out, " {}({}): addr:{}", port(p.ofport), p.name, p.mac);
+        let _ = write!(
+            out,
+            "     backend: {}, worker {}, queue {}",
+            p.backend, p.worker, p.queue
+        );
+        if !p.detail.is_empty() {
+            let _ = write!(out, ", {}", p.detail);
+        }
+        out.push('\n');
+        let state = if p.link_up { "LINK_UP" } else { "LINK_DOWN" };
+        let _ = writeln!(out, "     state:   {state}");
+    }
+    out
+}
+
+fn flow_lines(flows: &[FlowEntry]) -> String {
+    flows.iter().map(|f| format!("{}\n", f.text)).collect()
+}
+
+fn lines(items: &[String]) -> String {
+    items.iter().map(|l| format!("{l}\n")).collect()
+}
+
+fn dump_ports(ports: &[PortCounters], drops: &[(String, u64)]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "OFPST_PORT reply: {} ports", ports.len());
+    for p in ports {
+        // OVS pads one-digit port numbers so the colons line up.
+        let pad = if p.ofport < 10 { " " } else { "" };
+        let _ = writeln!(
+            out,
+            "  port {pad}{}: rx pkts={}, bytes={}, drop={}, errs={}",
+            port(p.ofport),
+            counter(p.rx_packets),
+            counter(p.rx_bytes),
+            counter(p.rx_dropped),
+            counter(p.rx_errors),
+        );
+        let _ = writeln!(
+            out,
+            "           tx pkts={}, bytes={}, drop={}, errs={}",
+            counter(p.tx_packets),
+            counter(p.tx_bytes),
+            counter(p.tx_dropped),
+            counter(p.tx_errors),
+        );
+    }
+    if drops.is_empty() {
+        out.push_str("datapath drops: none\n");
+    } else {
+        out.push_str("datapath drops:\n");
+        for (reason, n) in drops {
+            let _ = writeln!(out, "  {reason}={}", counter(*n));
+        }
+    }
+    out
+}
+
+fn fdb(entries: &[FdbRow]) -> String {
+    let mut out = String::from(" port  VLAN  MAC                Age\n");
+    for e in entries {
+        let _ = writeln!(
+            out,
+            "{:>5}  {:>4}  {}  {:>3}",
+            port(e.port),
+            e.vlan,
+            e.mac,
+            e.age_s
+        );
+    }
+    out
+}
+
+fn trace(flow: &str, lines: &[String], verdict: &str) -> String {
+    let mut out = format!("Flow: {flow}\n\n");
+    for l in lines {
+        let _ = writeln!(out, "{l}");
+    }
+    if !lines.is_empty() {
+        out.push('\n');
+    }
+    let _ = writeln!(out, "Datapath actions: {verdict}");
+    out
+}

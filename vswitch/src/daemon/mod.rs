@@ -1,0 +1,459 @@
+//! `vswitchd`: the daemon around the datapath.
+//!
+//! [`Daemon::start`] builds everything from a [`config::Config`]: the
+//! pipeline with its default `priority=0 actions=normal` flow (a fresh node
+//! is a learning switch), the worker threads, the host port (a veth pair:
+//! the host end holds the pods' gateway address in this namespace, the
+//! other end is the switch's `LOCAL` port), and the ports the config names.
+//! [`server`] serves the control socket; [`Daemon::handle`] answers each
+//! request. [`Daemon::shutdown`] stops the workers, closes every port (which
+//! detaches XDP programs) and removes the host port.
+//!
+//! Port ownership: the control side opens a port, reserves its pipeline
+//! slot, and sends it to a worker (round-robin by load) over that worker's
+//! command channel; from then on only that worker touches it.
+
+pub mod config;
+pub mod host;
+pub mod server;
+pub mod worker;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use control::api::{self, FdbRow, FlowEntry, PortCounters, PortInfo, Reply, Request, ShowReply};
+use control::flow::{format_dump, parse_filter, parse_flows, parse_group};
+use control::PortNo;
+use crossbeam::channel::{bounded, unbounded, Sender};
+use parking_lot::Mutex;
+
+use crate::pipeline::Pipeline;
+use crate::port::open::{open_port, Backend};
+use crate::port::Port;
+use crate::switch::{Handoff, Switch};
+use crate::tables::{Fdb, FdbConfig};
+use config::Config;
+use worker::{now_ns, WorkerCmd, WorkerOptions};
+
+/// The OpenFlow number of the host port (OVS's `LOCAL`).
+pub const LOCAL: u32 = PortNo::LOCAL.0;
+
+/// A port the daemon attached.
+#[derive(Debug, Clone)]
+struct PortRecord {
+    name: String,
+    slot: u16,
+    worker: usize,
+    backend: String,
+    detail: String,
+}
+
+/// A pod registered by the CNI shim.
+#[derive(Debug, Clone)]
+struct Pod {
+    iface: String,
+    ofport: u32,
+}
+
+struct WorkerHandle {
+    cmds: Sender<WorkerCmd>,
+    thread: Option<JoinHandle<Switch>>,
+}
+
+/// The running daemon.
+pub struct Daemon {
+    /// The configuration it started with (flags applied).
+    pub config: Config,
+    /// The shared pipeline.
+    pub pipeline: Arc<Pipeline>,
+    handoff: Handoff,
+    workers: Mutex<Vec<WorkerHandle>>,
+    ports: Mutex<BTreeMap<u32, PortRecord>>,
+    pods: Mutex<BTreeMap<String, Pod>>,
+    stop: Arc<AtomicBool>,
+    start: Instant,
+    host: Mutex<Option<host::HostPort>>,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon").field("node", &self.config.node.name).finish()
+    }
+}
+
+impl Daemon {
+    /// Starts workers, the host port and configured ports.
+    pub fn start(config: Config) -> anyhow::Result<Arc<Daemon>> {
+        let d = &config.datapath;
+        let fdb = Fdb::new(FdbConfig {
+            max_entries: d.fdb_max,
+            aging: Duration::from_secs(d.fdb_aging_s),
+            ..FdbConfig::default()
+        });
+        let pipeline = Arc::new(Pipeline::new(d.workers, fdb));
+        pipeline
+            .add_flows(parse_flows("priority=0 actions=normal")?)
+            .map_err(|e| anyhow!("default flow: {e}"))?;
+        let handoff = Handoff::new(d.workers).context("creating worker inboxes")?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let start = Instant::now();
+        let mut workers = Vec::new();
+        for id in 0..d.workers {
+            let (tx, rx) = unbounded();
+            let mut sw = Switch::new(Arc::clone(&pipeline), id);
+            sw.set_handoff(handoff.clone());
+            let opts = WorkerOptions {
+                idle: d.idle,
+                spin: Duration::from_micros(d.spin_us),
+                core: (!d.cores.is_empty()).then(|| d.cores[id % d.cores.len()]),
+                rt_priority: d.rt_priority,
+            };
+            let inbox = Arc::clone(&handoff.inboxes[id]);
+            let stop = Arc::clone(&stop);
+            let thread = std::thread::Builder::new()
+                .name(format!("vsw-worker-{id}"))
+                .spawn(move || worker::run(sw, rx, inbox, stop, opts, start))
+                .context("spawning worker thread")?;
+            workers.push(WorkerHandle {
+                cmds: tx,
+                thread: Some(thread),
+            });
+        }
+        let daemon = Arc::new(Daemon {
+            config,
+            pipeline,
+            handoff,
+            workers: Mutex::new(workers),
+            ports: Mutex::new(BTreeMap::new()),
+            pods: Mutex::new(BTreeMap::new()),
+            stop,
+            start,
+            host: Mutex::new(None),
+        });
+        if let Err(e) = daemon.setup_ports() {
+            daemon.shutdown();
+            return Err(e);
+        }
+        Ok(daemon)
+    }
+
+    fn setup_ports(&self) -> anyhow::Result<()> {
+        let n = &self.config.node;
+        let cidr = self.config.pod_cidr();
+        let hp = host::HostPort::create(&n.host_port, n.gateway_ip, cidr.len, n.underlay_mtu - 50)?;
+        let dp_side = hp.datapath_side().to_string();
+        *self.host.lock() = Some(hp);
+        self.attach(&dp_side, None, Some(LOCAL))?;
+        self.pipeline.set_local_port(Some(LOCAL));
+        for p in self.config.ports.clone() {
+            self.attach(&p.iface, p.backend.as_deref(), p.ofport)?;
+        }
+        Ok(())
+    }
+
+    /// Nanoseconds on the datapath clock.
+    pub fn now(&self) -> u64 {
+        now_ns(self.start)
+    }
+
+    /// Opens `iface` and hands it to the least loaded worker.
+    pub fn attach(&self, iface: &str, backend: Option<&str>, ofport: Option<u32>) -> anyhow::Result<u32> {
+        let backend: Backend = backend
+            .unwrap_or(&self.config.datapath.backend)
+            .parse()
+            .map_err(|e| anyhow!("{e}"))?;
+        let mut ports = self.ports.lock();
+        if ports.values().any(|p| p.name == iface) {
+            bail!("port {iface} already exists");
+        }
+        let ofport = match ofport {
+            Some(0) => bail!("ofport 0 is not a valid port number"),
+            Some(p) if ports.contains_key(&p) => bail!("ofport {p} is already in use"),
+            Some(p) => p,
+            None => (1..).find(|p| !ports.contains_key(p)).expect("a free number"),
+        };
+        let port: Box<dyn Port> = open_port(iface, 0, backend)?;
+        let backend_name = port.backend().to_string();
+        let detail = port.detail();
+        let slot = self.pipeline.add_port(ofport)?;
+        let workers = self.workers.lock();
+        let mut load = vec![0usize; workers.len()];
+        for p in ports.values() {
+            load[p.worker] += 1;
+        }
+        let worker = (0..workers.len()).min_by_key(|w| load[*w]).unwrap_or(0);
+        let (done_tx, done_rx) = bounded(1);
+        workers[worker]
+            .cmds
+            .send(WorkerCmd::Attach { slot, ofport, port, done: done_tx })
+            .map_err(|_| anyhow!("worker {worker} is gone"))?;
+        self.handoff.inboxes[worker].bell.ring();
+        done_rx
+            .recv_timeout(Duration::from_secs(5))
+            .map_err(|_| anyhow!("worker {worker} did not attach {iface}"))?;
+        ports.insert(
+            ofport,
+            PortRecord {
+                name: iface.to_string(),
+                slot,
+                worker,
+                backend: backend_name,
+                detail,
+            },
+        );
+        tracing::info!(iface, ofport, worker, "port added");
+        Ok(ofport)
+    }
+
+    /// Detaches and closes a port by name.
+    pub fn detach(&self, iface: &str) -> anyhow::Result<()> {
+        let mut ports = self.ports.lock();
+        let (&ofport, rec) = ports
+            .iter()
+            .find(|(_, p)| p.name == iface)
+            .ok_or_else(|| anyhow!("no port named {iface}"))?;
+        let rec = rec.clone();
+        self.pipeline.del_port(ofport)?;
+        let (done_tx, done_rx) = bounded(1);
+        let workers = self.workers.lock();
+        if workers[rec.worker]
+            .cmds
+            .send(WorkerCmd::Detach { slot: rec.slot, done: done_tx })
+            .is_ok()
+        {
+            self.handoff.inboxes[rec.worker].bell.ring();
+            // Dropping the port closes its socket and detaches its XDP program.
+            let _ = done_rx.recv_timeout(Duration::from_secs(5));
+        }
+        ports.remove(&ofport);
+        tracing::info!(iface, ofport, "port deleted");
+        Ok(())
+    }
+
+    /// Answers one request.
+    pub fn handle(&self, req: Request) -> anyhow::Result<Reply> {
+        Ok(match req {
+            Request::Show {} => Reply::Show(self.show()),
+            Request::AddPort { iface, backend, ofport } => Reply::Port {
+                ofport: self.attach(&iface, backend.as_deref(), ofport)?,
+            },
+            Request::DelPort { iface } => {
+                self.detach(&iface)?;
+                Reply::Done
+            }
+            Request::AddFlows { flows } => {
+                let flows = parse_flows(&flows)?;
+                let n = flows.len() as u64;
+                self.pipeline.add_flows(flows)?;
+                Reply::Count { count: n }
+            }
+            Request::ReplaceFlows { flows } => {
+                let flows = parse_flows(&flows)?;
+                let n = flows.len() as u64;
+                self.pipeline.replace_flows(flows)?;
+                Reply::Count { count: n }
+            }
+            Request::DelFlows { filter, strict } => Reply::Count {
+                count: self.pipeline.del_flows(&parse_filter(&filter)?, strict)? as u64,
+            },
+            Request::DumpFlows { filter } => {
+                let dumps = self.pipeline.dump_flows(&parse_filter(&filter)?)?;
+                Reply::Flows {
+                    flows: dumps
+                        .into_iter()
+                        .map(|d| FlowEntry {
+                            text: format_dump(&d.flow, &d.stats),
+                            table: d.flow.table,
+                            priority: d.flow.priority,
+                            cookie: d.flow.cookie,
+                            n_packets: d.stats.n_packets,
+                            n_bytes: d.stats.n_bytes,
+                            duration_s: d.stats.duration.as_secs_f64(),
+                        })
+                        .collect(),
+                }
+            }
+            Request::AddGroup { group } => {
+                self.pipeline.add_group(parse_group(&group)?)?;
+                Reply::Done
+            }
+            Request::DelGroups { group_id } => Reply::Count {
+                count: self.pipeline.del_groups(group_id) as u64,
+            },
+            Request::DumpGroups {} => Reply::Groups {
+                groups: self.pipeline.dump_groups().iter().map(|g| g.to_string()).collect(),
+            },
+            Request::DumpPorts { port } => self.dump_ports(port.as_deref())?,
+            Request::FdbShow {} => {
+                let now = self.now();
+                Reply::Fdb {
+                    entries: self
+                        .pipeline
+                        .fdb
+                        .entries(now)
+                        .into_iter()
+                        .map(|e| FdbRow {
+                            port: e.port,
+                            vlan: e.vlan,
+                            mac: control::MacAddr(e.mac).to_string(),
+                            age_s: e.age.as_secs(),
+                        })
+                        .collect(),
+                }
+            }
+            Request::Trace { flow } => {
+                let t = self.pipeline.trace(&parse_filter(&flow)?, self.now())?;
+                Reply::Trace {
+                    lines: t.lines,
+                    verdict: t.verdict,
+                }
+            }
+            Request::AddPod { container_id, iface, mac, ip } => {
+                let _: control::MacAddr = mac.parse()?;
+                let _: std::net::Ipv4Addr = ip.parse().map_err(|_| anyhow!("{ip:?} is not an IPv4 address"))?;
+                let mut pods = self.pods.lock();
+                if let Some(p) = pods.get(&container_id) {
+                    if p.iface == iface {
+                        return Ok(Reply::Port { ofport: p.ofport });
+                    }
+                    bail!("container {container_id} is already attached as {}", p.iface);
+                }
+                let ofport = self.attach(&iface, None, None)?;
+                pods.insert(container_id, Pod { iface, ofport });
+                Reply::Port { ofport }
+            }
+            Request::DelPod { container_id, iface } => {
+                let pod = self.pods.lock().remove(&container_id);
+                let name = pod.map(|p| p.iface).unwrap_or(iface);
+                if self.ports.lock().values().any(|p| p.name == name) {
+                    self.detach(&name)?;
+                }
+                Reply::Done
+            }
+        })
+    }
+
+    fn show(&self) -> ShowReply {
+        let ports = self.ports.lock();
+        ShowReply {
+            node: self.config.node.name.clone(),
+            workers: self.config.datapath.workers as u32,
+            ports: ports
+                .iter()
+                .map(|(ofport, p)| PortInfo {
+                    ofport: *ofport,
+                    name: p.name.clone(),
+                    backend: p.backend.clone(),
+                    mac: host::read_sys(&p.name, "address").unwrap_or_default(),
+                    link_up: host::read_sys(&p.name, "operstate").is_some_and(|s| s != "down"),
+                    worker: p.worker as u32,
+                    queue: 0,
+                    detail: p.detail.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn dump_ports(&self, which: Option<&str>) -> anyhow::Result<Reply> {
+        let ports = self.ports.lock();
+        let mut out = Vec::new();
+        for (ofport, p) in ports.iter() {
+            let selected = match which {
+                None => true,
+                Some(w) => w == p.name || w.parse::<u32>().ok() == Some(*ofport) || (w == "LOCAL" && *ofport == LOCAL),
+            };
+            if !selected {
+                continue;
+            }
+            let s = self.pipeline.port_stats(p.slot);
+            out.push(PortCounters {
+                ofport: *ofport,
+                name: p.name.clone(),
+                rx_packets: s.rx_packets,
+                rx_bytes: s.rx_bytes,
+                rx_dropped: s.rx_dropped,
+                rx_errors: 0,
+                tx_packets: s.tx_packets,
+                tx_bytes: s.tx_bytes,
+                tx_dropped: s.tx_dropped,
+                tx_errors: 0,
+            });
+        }
+        if let Some(w) = which {
+            if out.is_empty() {
+                bail!("no port {w}");
+            }
+        }
+        Ok(Reply::Ports {
+            ports: out,
+            drops: self
+                .pipeline
+                .drops()
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(r, n)| (r.name().to_string(), n))
+                .collect(),
+        })
+    }
+
+    /// Periodic work: ages out learned MACs.
+    pub fn housekeeping(&self) {
+        let n = self.pipeline.fdb.expire(self.now());
+        if n > 0 {
+            tracing::debug!(expired = n, "fdb entries aged out");
+        }
+    }
+
+    /// True once shutdown began.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Stops workers, closes ports (detaching XDP programs), removes the host port.
+    pub fn shutdown(&self) {
+        if self.stop.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::info!("shutting down");
+        for inbox in self.handoff.inboxes.iter() {
+            inbox.bell.ring();
+        }
+        let mut workers = self.workers.lock();
+        for w in workers.iter_mut() {
+            if let Some(t) = w.thread.take() {
+                match t.join() {
+                    // Dropping the switch closes its ports.
+                    Ok(sw) => drop(sw),
+                    Err(_) => tracing::error!("a worker panicked"),
+                }
+            }
+        }
+        self.ports.lock().clear();
+        if let Some(hp) = self.host.lock().take() {
+            drop(hp);
+        }
+    }
+}
+
+/// Parses a request line and answers it; never panics on bad input.
+pub fn answer_line(d: &Daemon, line: &str) -> api::ReplyEnvelope {
+    let env: api::Envelope = match serde_json::from_str(line) {
+        Ok(e) => e,
+        Err(e) => return api::ReplyEnvelope::err(format!("malformed request: {e}")),
+    };
+    if env.version != api::VERSION {
+        return api::ReplyEnvelope::err(format!(
+            "protocol version {} not supported (this daemon speaks {})",
+            env.version,
+            api::VERSION
+        ));
+    }
+    match d.handle(env.request) {
+        Ok(r) => api::ReplyEnvelope::ok(r),
+        Err(e) => api::ReplyEnvelope::err(format!("{e:#}").replace('\n', " ")),
+    }
+}

@@ -1,0 +1,294 @@
+//! `ofctl trace`: which flows a packet would hit, table by table, and what
+//! would finally happen to it (like `ovs-appctl ofproto/trace`).
+//!
+//! The trace interprets the compiled actions on a flow key alone, without a
+//! frame and without touching counters, the FDB or the exact-match caches:
+//! it shows what the current tables *would* do. Header rewrites update the
+//! key exactly as the datapath does, so later tables see them.
+
+use std::fmt::Write;
+
+use control::flow::{FlowFilter, GroupType};
+
+use super::actions::{flow_hash, select_bucket};
+use super::flows::{compile_match, DpAction, MAX_DEPTH};
+use super::{Pipeline, Snapshot};
+use crate::key::{field, FlowKey, VLAN_PRESENT};
+
+/// The result of a trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trace {
+    /// One line per step, indented by resubmit depth.
+    pub lines: Vec<String>,
+    /// `output:2,output:3`, or `drop (no-match)`.
+    pub verdict: String,
+}
+
+struct Tracer<'a> {
+    snap: &'a Snapshot,
+    pipe: &'a Pipeline,
+    now: u64,
+    in_port: u32,
+    lines: Vec<String>,
+    outputs: Vec<String>,
+    drop: &'static str,
+}
+
+impl Pipeline {
+    /// Traces a packet whose fields are given as a match (`in_port=1,tcp,...`).
+    pub fn trace(&self, packet: &FlowFilter, now: u64) -> Result<Trace, super::ControlError> {
+        let probe = control::flow::Flow {
+            matches: packet.matches.clone(),
+            ..Default::default()
+        };
+        let (key, _) = compile_match(&probe)
+            .map_err(|err| super::ControlError::Flow { index: 0, err })?;
+        let snap = self.snapshot();
+        let mut t = Tracer {
+            snap: &snap,
+            pipe: self,
+            now,
+            in_port: key.get(field::IN_PORT) as u32,
+            lines: Vec::new(),
+            outputs: Vec::new(),
+            drop: "no-match",
+        };
+        let mut key = key;
+        t.table(&mut key, 0, 0);
+        let verdict = if t.outputs.is_empty() {
+            format!("drop ({})", t.drop)
+        } else {
+            t.outputs.join(",")
+        };
+        Ok(Trace {
+            lines: t.lines,
+            verdict,
+        })
+    }
+}
+
+impl Tracer<'_> {
+    fn say(&mut self, depth: u8, s: String) {
+        self.lines.push(format!("{}{s}", "    ".repeat(depth as usize)));
+    }
+
+    fn table(&mut self, key: &mut FlowKey, table: u8, depth: u8) {
+        let snap = self.snap;
+        let hit = snap
+            .table(table)
+            .and_then(|t| t.cls.lookup(key).map(|r| &t.flows[r.data as usize]));
+        match hit {
+            None => {
+                self.say(depth, format!("{table}. No match: drop (table miss)"));
+                self.drop = "no-match";
+            }
+            Some(f) => {
+                let m = f.spec.matches.to_string();
+                let m = if m.is_empty() { String::new() } else { format!(",{m}") };
+                let acts: Vec<String> = f.spec.actions.iter().map(|a| a.to_string()).collect();
+                let acts = if acts.is_empty() { "drop".to_string() } else { acts.join(",") };
+                self.say(depth, format!("{table}. priority {}{m}, cookie {:#x}", f.spec.priority, f.spec.cookie));
+                self.say(depth + 1, format!("actions={acts}"));
+                if f.actions.is_empty() {
+                    self.drop = "drop-action";
+                }
+                let actions = f.actions.clone();
+                self.actions(key, &actions, table, depth);
+            }
+        }
+    }
+
+    fn actions(&mut self, key: &mut FlowKey, acts: &[DpAction], table: u8, depth: u8) -> bool {
+        for a in acts {
+            if !self.action(key, a, table, depth) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Returns false when processing stops.
+    fn action(&mut self, key: &mut FlowKey, a: &DpAction, table: u8, depth: u8) -> bool {
+        let d = depth + 1;
+        match a {
+            DpAction::Output(p) if *p == self.in_port => {
+                self.say(d, format!("output:{p}: skipped, it is the ingress port"));
+                self.drop = "output-to-in-port";
+            }
+            DpAction::Output(p) => self.output(d, *p),
+            DpAction::InPort => self.output(d, self.in_port),
+            DpAction::Local => match self.snap.local_port {
+                Some(p) => self.output(d, p),
+                None => {
+                    self.say(d, "local: no local port".into());
+                    self.drop = "no-such-port";
+                }
+            },
+            DpAction::Flood | DpAction::All => self.flood(d),
+            DpAction::Normal => {
+                let tci = key.get(field::VLAN_TCI) as u16;
+                let vlan = if tci & VLAN_PRESENT != 0 { tci & 0x0fff } else { 0 };
+                let dst = key.mac(field::DL_DST);
+                if dst[0] & 1 == 1 {
+                    self.say(d, "normal: multicast/broadcast destination, flooding".into());
+                    self.flood(d);
+                } else {
+                    match self.pipe.fdb.lookup(dst, vlan, self.now) {
+                        Some(p) if p == self.in_port => {
+                            self.say(d, format!("normal: destination learned on ingress port {p}, dropping"));
+                            self.drop = "output-to-in-port";
+                        }
+                        Some(p) => {
+                            self.say(d, format!("normal: destination learned on port {p}"));
+                            self.output(d, p);
+                        }
+                        None => {
+                            self.say(d, "normal: destination unknown, flooding".into());
+                            self.flood(d);
+                        }
+                    }
+                }
+            }
+            DpAction::Resubmit { in_port, table: t } => {
+                if depth + 1 >= MAX_DEPTH {
+                    self.say(d, "resubmit: too deep, drop".into());
+                    self.drop = "resubmit-limit";
+                    return false;
+                }
+                let t = t.unwrap_or(table);
+                let saved = key.get(field::IN_PORT);
+                if let Some(p) = in_port {
+                    key.set(field::IN_PORT, u64::from(*p));
+                }
+                self.say(d, format!("resubmit to table {t}"));
+                self.table(key, t, d);
+                key.set(field::IN_PORT, saved);
+            }
+            DpAction::GotoTable(t) => {
+                self.say(d, format!("goto_table:{t}"));
+                self.table(key, *t, d);
+                return false;
+            }
+            DpAction::SetDlSrc(m) => key.set_mac(field::DL_SRC, *m),
+            DpAction::SetDlDst(m) => key.set_mac(field::DL_DST, *m),
+            DpAction::SetNwSrc(v) => key.set(field::NW_SRC, u64::from(*v)),
+            DpAction::SetNwDst(v) => key.set(field::NW_DST, u64::from(*v)),
+            DpAction::SetTpSrc(v) => key.set(field::TP_SRC, u64::from(*v)),
+            DpAction::SetTpDst(v) => key.set(field::TP_DST, u64::from(*v)),
+            DpAction::SetNwTtl(v) => key.set(field::NW_TTL, u64::from(*v)),
+            DpAction::SetNwTos(v) => key.set(field::NW_TOS, u64::from(*v)),
+            DpAction::SetMeta(f, v) => key.set(*f, *v),
+            DpAction::DecTtl => {
+                let ttl = key.get(field::NW_TTL);
+                if ttl <= 1 {
+                    self.say(d, format!("dec_ttl: ttl {ttl} expires, drop"));
+                    self.drop = "ttl-expired";
+                    return false;
+                }
+                key.set(field::NW_TTL, ttl - 1);
+            }
+            DpAction::PushVlan(_) => {
+                let tci = key.get(field::VLAN_TCI) as u16;
+                key.set(field::VLAN_TCI, u64::from(tci | VLAN_PRESENT));
+            }
+            DpAction::PopVlan => key.set(field::VLAN_TCI, 0),
+            DpAction::SetVlanVid(v) => {
+                let tci = key.get(field::VLAN_TCI) as u16;
+                key.set(field::VLAN_TCI, u64::from((tci & 0xf000) | VLAN_PRESENT | v));
+            }
+            DpAction::Group(g) => {
+                let snap = self.snap;
+                let Some(grp) = snap.groups.get(g) else {
+                    self.say(d, format!("group:{g}: no such group, drop"));
+                    self.drop = "no-such-group";
+                    return false;
+                };
+                match grp.kind {
+                    GroupType::Select => match select_bucket(&grp.buckets, flow_hash(key)) {
+                        Some(b) => {
+                            self.say(d, format!("group:{g} (select): bucket {b} by 5-tuple hash"));
+                            let acts = grp.buckets[b].1.clone();
+                            return self.actions(key, &acts, table, d);
+                        }
+                        None => {
+                            self.say(d, format!("group:{g}: no live bucket, drop"));
+                            self.drop = "no-such-group";
+                            return false;
+                        }
+                    },
+                    GroupType::All | GroupType::Indirect => {
+                        for (i, (_, acts)) in grp.buckets.iter().enumerate() {
+                            self.say(d, format!("group:{g} bucket {i}"));
+                            let mut k = *key;
+                            let acts = acts.clone();
+                            self.actions(&mut k, &acts, table, d);
+                        }
+                    }
+                }
+            }
+            DpAction::CtClear => {
+                key.set(field::CT_STATE, 0);
+                key.set(field::CT_ZONE, 0);
+                key.set(field::CT_MARK, 0);
+            }
+            DpAction::Unsupported(r) => {
+                self.say(d, format!("{}: not executable yet, drop", r.name()));
+                self.drop = r.name();
+                return false;
+            }
+        }
+        true
+    }
+
+    fn output(&mut self, depth: u8, port: u32) {
+        if self.snap.slot_of.contains_key(&port) {
+            let mut s = String::new();
+            let _ = write!(s, "output:{}", control::PortNo(port));
+            self.say(depth, s.clone());
+            self.outputs.push(s);
+        } else {
+            self.say(depth, format!("output:{port}: no such port"));
+            self.drop = "no-such-port";
+        }
+    }
+
+    fn flood(&mut self, depth: u8) {
+        let ports: Vec<u32> = self.snap.ports.iter().copied().filter(|p| *p != self.in_port).collect();
+        if ports.is_empty() {
+            self.say(depth, "flood: no other port".into());
+            self.drop = "drop-action";
+        }
+        for p in ports {
+            self.output(depth, p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::scenario::Scenario;
+    use control::flow::parse_filter;
+
+    #[test]
+    fn trace_follows_tables_rewrites_and_outputs() {
+        let s = Scenario::new(&[1, 2, 3]);
+        s.flows(
+            "table=0,priority=10,tcp,nw_dst=10.96.0.10 actions=mod_nw_dst:10.244.1.5,resubmit(,1)\n\
+             table=0,priority=5,udp actions=dec_ttl,output:3\n\
+             table=1,priority=10,ip,nw_dst=10.244.1.5 actions=output:2\n",
+        );
+        let t = s
+            .pipeline()
+            .trace(&parse_filter("in_port=1,tcp,nw_dst=10.96.0.10,tp_dst=80").unwrap(), 0)
+            .unwrap();
+        assert_eq!(t.verdict, "output:2", "{t:?}");
+        assert!(t.lines.iter().any(|l| l.contains("resubmit to table 1")), "{t:?}");
+        let t = s
+            .pipeline()
+            .trace(&parse_filter("in_port=1,udp,nw_ttl=1").unwrap(), 0)
+            .unwrap();
+        assert_eq!(t.verdict, "drop (ttl-expired)");
+        let t = s.pipeline().trace(&parse_filter("in_port=1,arp").unwrap(), 0).unwrap();
+        assert_eq!(t.verdict, "drop (no-match)");
+    }
+}
