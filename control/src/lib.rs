@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod client;
+pub mod cni;
 pub mod flow;
 pub mod types;
 

@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 
 
+pub mod daemon;
 pub mod key;
 pub mod packet;
 pub mod pipeline;

@@ -261,7 +261,11 @@ impl Daemon {
                 count: self.pipeline.del_flows(&parse_filter(&filter)?, strict)? as u64,
             },
             Request::DumpFlows { filter } => {
-                let dumps = self.pipeline.dump_flows(&parse_filter(&filter)?)?;
+                let mut dumps = self.pipeline.dump_flows(&parse_filter(&filter)?)?;
+                for d in &mut dumps {
+                    // OVS keeps millisecond precision and prints what it has.
+                    d.stats.duration = Duration::from_millis(d.stats.duration.as_millis() as u64);
+                }
                 Reply::Flows {
                     flows: dumps
                         .into_iter()

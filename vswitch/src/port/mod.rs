@@ -5,9 +5,13 @@
 //! between ports and the pipeline. A [`Port`] receives a burst into the pool
 //! and transmits a burst out of it; backends here: [`mem`] (in-process rings
 //! for tests, benches and the in-memory demo). Kernel backends (AF_XDP,
-//! AF_PACKET) implement the same trait.
+//! AF_PACKET) implement the same trait: [`afxdp`], [`afpacket`], and
+//! [`open::open_port`] to pick one by name.
 
+pub mod afpacket;
+pub mod afxdp;
 pub mod mem;
+pub mod open;
 mod pool;
 
 pub use pool::{Desc, PacketPool, FRAME_SIZE, HEADROOM};
