@@ -106,14 +106,44 @@ impl Topo {
             vec!["ip", "-n", &t.ns, "link", "set", "lo", "up"],
             vec!["ip", "-n", &t.ns, "link", "set", "eth0", "up"],
             vec![
-                "ip", "-n", &t.ns, "neigh", "replace", &peer, "lladdr", &peer_mac, "dev", "eth0",
-                "nud", "permanent",
+                "ip",
+                "-n",
+                &t.ns,
+                "neigh",
+                "replace",
+                &peer,
+                "lladdr",
+                &peer_mac,
+                "dev",
+                "eth0",
+                "nud",
+                "permanent",
             ],
             vec!["ip", "link", "set", &t.host, "up"],
         ] {
             run(&cmd)?;
         }
+        t.wait_up()?;
         Ok(t)
+    }
+
+    /// Waits until both ends have carrier and a real qdisc: until the
+    /// kernel's (asynchronous) link watch has run, a veth end still has
+    /// `qdisc noop` and silently drops what is sent on it.
+    fn wait_up(&self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let host = run(&["ip", "link", "show", &self.host])?;
+            let ns = run(&["ip", "-n", &self.ns, "link", "show", "eth0"])?;
+            let ready = |l: &str| l.contains("state UP") && !l.contains("qdisc noop");
+            if ready(&host) && ready(&ns) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!("veth not up after 5 s:\n{host}{ns}"));
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
     }
 
     fn cleanup(&self) {
@@ -240,7 +270,8 @@ fn rx_tx_roundtrip(t: &Topo, port: &mut dyn Port, label: &str) {
         let s = UdpSocket::bind("0.0.0.0:0").expect("bind sender");
         for i in 0..5 {
             let msg = format!("{sender_prefix}{i}");
-            s.send_to(msg.as_bytes(), (std::net::Ipv4Addr::from(peer), 9999)).expect("send");
+            s.send_to(msg.as_bytes(), (std::net::Ipv4Addr::from(peer), 9999))
+                .expect("send");
             thread::sleep(Duration::from_millis(20));
         }
     });
@@ -260,7 +291,11 @@ fn rx_tx_roundtrip(t: &Topo, port: &mut dyn Port, label: &str) {
         got.len()
     );
     for (i, p) in got.iter().enumerate() {
-        assert_eq!(p, format!("{prefix}{i}").as_bytes(), "{label}: order/content");
+        assert_eq!(
+            p,
+            format!("{prefix}{i}").as_bytes(),
+            "{label}: order/content"
+        );
     }
 
     // Transmit: the namespace listens, the port sends.
@@ -318,8 +353,16 @@ fn afxdp_rx_tx_accounting_and_detach() {
         "{}",
         port.detail()
     );
-    assert_eq!(port.attach(), XdpAttach::Native, "veth at MTU 1500 takes native XDP");
-    assert!(port.detail().starts_with("xdp=native "), "{}", port.detail());
+    assert_eq!(
+        port.attach(),
+        XdpAttach::Native,
+        "veth at MTU 1500 takes native XDP"
+    );
+    assert!(
+        port.detail().starts_with("xdp=native "),
+        "{}",
+        port.detail()
+    );
 
     let a = port.frame_accounting();
     assert!(a.balanced(), "{a:?}");
@@ -333,7 +376,10 @@ fn afxdp_rx_tx_accounting_and_detach() {
     assert!(a.balanced(), "{a:?}");
     assert_eq!((a.fill, a.in_flight_tx, a.free), (2048, 0, 2048), "{a:?}");
     let c = port.counters();
-    assert!(c.rx_packets >= 5 && c.tx_packets == 1 && c.bad_descs == 0, "{c:?}");
+    assert!(
+        c.rx_packets >= 5 && c.tx_packets == 1 && c.bad_descs == 0,
+        "{c:?}"
+    );
     let s = port.xdp_stats().expect("XDP_STATISTICS");
     println!("counters {c:?}\nxdp stats {s:?}");
     assert_eq!((s.rx_invalid_descs, s.tx_invalid_descs), (0, 0), "{s:?}");
@@ -341,7 +387,10 @@ fn afxdp_rx_tx_accounting_and_detach() {
     // (c) dropping the port detaches the program.
     drop(port);
     let link = t.host_link();
-    assert!(!has_xdp(&link), "XDP program left attached after drop:\n{link}");
+    assert!(
+        !has_xdp(&link),
+        "XDP program left attached after drop:\n{link}"
+    );
 }
 
 #[test]
@@ -429,4 +478,205 @@ fn auto_falls_back_to_afpacket_when_afxdp_is_busy() {
     assert!(!has_xdp(&t.host_link()), "{}", t.host_link());
     // The fallback port works.
     rx_tx_roundtrip(&t, second.as_mut(), "auto-afpacket");
+}
+
+/// Opens AF_XDP on `t.host` or says why the test must skip.
+fn open_afxdp(t: &Topo) -> Option<AfXdpPort> {
+    match AfXdpPort::open(&t.host, 0, &AfXdpOptions::default()) {
+        Ok(p) => Some(p),
+        Err(e) if e.errno() == Some(libc::EAFNOSUPPORT) => {
+            skip(&format!("kernel without AF_XDP: {e}"));
+            None
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn afxdp_bursts_wrap_the_rings_and_keep_exact_accounting() {
+    if let Err(r) = environment() {
+        return skip(&r);
+    }
+    let t = Topo::new("xb", 81, 1500).expect("topology");
+    let Some(mut port) = open_afxdp(&t) else {
+        return;
+    };
+    let mut pool = PacketPool::new(1024);
+
+    // rx: more datagrams than the fill ring has slots, so every ring wraps
+    // and the fill ring is refilled many times over.
+    const N: usize = 6000;
+    let peer = std::net::Ipv4Addr::from(t.peer_ip());
+    let started = Instant::now();
+    let sender = t.in_ns(move || {
+        let s = UdpSocket::bind("0.0.0.0:0").expect("bind sender");
+        for i in 0..N {
+            s.send_to(format!("burst-{i}").as_bytes(), (peer, 9999))
+                .expect("send");
+            if i % 200 == 199 {
+                thread::sleep(Duration::from_millis(2));
+            }
+        }
+    });
+    let (got, _) = receive(&mut port, &mut pool, b"burst-", N, Duration::from_secs(10));
+    sender.join().expect("sender");
+    let rx_time = started.elapsed();
+    let s = port.xdp_stats().expect("XDP_STATISTICS");
+    let kernel_drops = (s.rx_dropped + s.rx_ring_full + s.rx_fill_ring_empty_descs) as usize;
+    println!(
+        "rx burst: {}/{N} in {rx_time:?}, kernel drops {kernel_drops} ({s:?})",
+        got.len()
+    );
+    assert!(
+        got.len() <= N && got.len() + kernel_drops >= N,
+        "lost frames unaccounted"
+    );
+    assert!(got.len() >= N / 2, "received only {} of {N}", got.len());
+    let a = port.frame_accounting();
+    assert!(a.balanced(), "{a:?}");
+    assert_eq!((a.fill, a.in_flight_tx), (2048, 0), "{a:?}");
+
+    // tx: one burst of many more frames than one copy-mode sendto sends (32).
+    const M: usize = 300;
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let receiver = t.in_ns(move || {
+        let s = UdpSocket::bind("0.0.0.0:7777").expect("bind receiver");
+        nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::RcvBufForce, &(4 << 20))
+            .expect("SO_RCVBUFFORCE");
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        ready_tx.send(()).unwrap();
+        let mut buf = [0u8; 2048];
+        let mut n = 0;
+        while s.recv(&mut buf).is_ok() {
+            n += 1;
+        }
+        n
+    });
+    ready_rx.recv().unwrap();
+    let started = Instant::now();
+    let mut descs: Vec<_> = (0..M)
+        .map(|i| {
+            let f = udp_to_ns(&t, 7777, format!("tx-{i}").as_bytes());
+            pool.alloc_copy(&f).expect("pool frame")
+        })
+        .collect();
+    let kicks_before = port.counters().tx_kicks;
+    let (sent, _) = port.tx_burst(&mut pool, &mut descs);
+    port.kick();
+    let tx_time = started.elapsed();
+    let delivered = receiver.join().expect("receiver");
+    let c = port.counters();
+    println!(
+        "tx burst: sent {sent}, delivered {delivered}/{M} in {tx_time:?}, {} kicks",
+        c.tx_kicks - kicks_before
+    );
+    assert_eq!(sent, M);
+    assert_eq!(delivered, M, "namespace received {delivered} of {M}");
+    assert!(c.tx_kicks - kicks_before >= (M / 32) as u64, "{c:?}");
+    port.kick();
+    let a = port.frame_accounting();
+    assert!(a.balanced(), "{a:?}");
+    assert_eq!((a.fill, a.in_flight_tx, a.free), (2048, 0, 2048), "{a:?}");
+    assert_eq!(pool.available(), 1024);
+
+    // A burst larger than the tx ring: what does not fit is dropped (and
+    // counted), every pool frame still comes back.
+    let mut big = PacketPool::new(3000);
+    let f = udp_to_ns(&t, 7778, b"overflow");
+    let mut descs: Vec<_> = (0..2500).map(|_| big.alloc_copy(&f).unwrap()).collect();
+    let full_before = port.counters().tx_ring_full;
+    let (sent, _) = port.tx_burst(&mut big, &mut descs);
+    port.kick();
+    let dropped = port.counters().tx_ring_full - full_before;
+    println!("oversized burst: sent {sent}, dropped {dropped}");
+    assert_eq!(sent, 2048, "tx ring holds 2048");
+    assert_eq!(dropped, 2500 - 2048);
+    assert_eq!(big.available(), 3000);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while port.frame_accounting().in_flight_tx > 0 && Instant::now() < deadline {
+        port.kick();
+        thread::sleep(Duration::from_millis(5));
+    }
+    let a = port.frame_accounting();
+    assert!(a.balanced(), "{a:?}");
+    assert_eq!((a.fill, a.in_flight_tx, a.free), (2048, 0, 2048), "{a:?}");
+}
+
+/// The namespace sends VLAN 100 tagged frames (raw, from an AF_PACKET
+/// socket on its `eth0`: this kernel may lack 8021q). The root-side kernel
+/// moves the tag into packet metadata before packet sockets see the frame,
+/// so AF_PACKET must put it back; AF_XDP sees the frame before that. Either
+/// way the pipeline must get the frame with its 802.1Q tag.
+fn vlan_tag_survives(t: &Topo, port: &mut dyn Port, label: &str) {
+    let mut frame = Vec::new();
+    etherparse::PacketBuilder::ethernet2(NS_MAC, PEER_MAC)
+        .single_vlan(etherparse::VlanId::try_new(100).unwrap())
+        .ipv4(t.ns_ip(), t.peer_ip(), 64)
+        .udp(7777, 9999)
+        .write_to_vec(&mut frame, b"vlan-100")
+        .expect("build frame");
+    let sender = t.in_ns(move || {
+        let mut p = AfPacketPort::open("eth0").expect("afpacket in namespace");
+        let mut pool = PacketPool::new(8);
+        for _ in 0..3 {
+            let mut d = vec![pool.alloc_copy(&frame).unwrap()];
+            assert_eq!(p.tx_burst(&mut pool, &mut d).0, 1, "namespace send");
+            thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let mut pool = PacketPool::new(256);
+    let mut batch = Batch::new(1);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut tagged = None;
+    while tagged.is_none() && Instant::now() < deadline {
+        if port.rx_burst(&mut pool, &mut batch) == 0 {
+            thread::sleep(Duration::from_millis(5));
+            continue;
+        }
+        for &d in batch.descs() {
+            let f = pool.data(d);
+            if udp_payload(f).as_deref() == Some(b"vlan-100") {
+                tagged = Some(f.to_vec());
+            }
+            pool.free(d);
+        }
+        batch.clear();
+    }
+    sender.join().unwrap();
+    let f = tagged.unwrap_or_else(|| panic!("{label}: VLAN datagram not received"));
+    assert_eq!(&f[0..6], &PEER_MAC, "{label}: dst MAC");
+    assert_eq!(&f[6..12], &NS_MAC, "{label}: src MAC");
+    assert_eq!(&f[12..14], &[0x81, 0x00], "{label}: 802.1Q TPID");
+    assert_eq!(
+        u16::from_be_bytes([f[14], f[15]]) & 0x0fff,
+        100,
+        "{label}: VID"
+    );
+    assert_eq!(&f[16..18], &[0x08, 0x00], "{label}: inner ethertype");
+    println!("{label}: VLAN 100 tag delivered intact ({} bytes)", f.len());
+}
+
+#[test]
+fn afpacket_keeps_vlan_tags() {
+    if let Err(r) = environment() {
+        return skip(&r);
+    }
+    let t = Topo::new("pv", 82, 1500).expect("topology");
+    let mut port = AfPacketPort::open(&t.host).expect("afpacket open");
+    vlan_tag_survives(&t, &mut port, "afpacket");
+    // The kernel had stripped the tag; the port put it back.
+    assert!(port.stats().rx_vlan_restored >= 1, "{:?}", port.stats());
+}
+
+#[test]
+fn afxdp_keeps_vlan_tags() {
+    if let Err(r) = environment() {
+        return skip(&r);
+    }
+    let t = Topo::new("xv", 83, 1500).expect("topology");
+    let Some(mut port) = open_afxdp(&t) else {
+        return;
+    };
+    vlan_tag_survives(&t, &mut port, "afxdp");
 }

@@ -85,8 +85,9 @@ pub fn add(env: &CniEnv, conf: &NetConf) -> Result<String, CniError> {
     let store = Store::new(&conf.state_dir, &conf.name);
     let mut undo = Undo::default();
     match steps(&att, conf, &ipam, &store, &host, prev, &mut undo) {
-        Ok(result) => Ok(serde_json::to_string(&result.to_value(conf.version))
-            .expect("result serializes")),
+        Ok(result) => {
+            Ok(serde_json::to_string(&result.to_value(conf.version)).expect("result serializes"))
+        }
         Err(e) => {
             rollback(&undo, &att, conf, &ipam, &store, &host);
             Err(e)
@@ -143,7 +144,10 @@ fn steps(
             CniError::new(
                 ErrorCode::INVALID_NETCONF,
                 "unsupported IPAM route",
-                format!("route to {:?}: vswitch-cni supports IPv4 routes only", r.dst),
+                format!(
+                    "route to {:?}: vswitch-cni supports IPv4 routes only",
+                    r.dst
+                ),
             )
         })?;
         let gw = match &r.gw {
@@ -163,7 +167,12 @@ fn steps(
 
     let ns = Ns::Path(netns);
     let addr_s = addr.to_string();
-    sys::run("bring up lo in the netns", ns, "ip", &["link", "set", "dev", "lo", "up"])?;
+    sys::run(
+        "bring up lo in the netns",
+        ns,
+        "ip",
+        &["link", "set", "dev", "lo", "up"],
+    )?;
     sys::run(
         &format!("assign {addr} to {ifname}"),
         ns,

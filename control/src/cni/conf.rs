@@ -4,9 +4,9 @@
 //!
 //! Design decisions:
 //! - Stdin that is not JSON is code 6; JSON that is not a valid netconf
-//!   (wrong types, missing `name` or `ipam.type`, bad `mtu`) is code 7; a
-//!   `cniVersion` that is not `X.Y.Z` is code 6 and one this plugin does not
-//!   speak is code 1.
+//!   (wrong types; missing `cniVersion`, `name` or `ipam.type`; bad `mtu`)
+//!   is code 7; a `cniVersion` that is not `X.Y.Z` is code 6 and one this
+//!   plugin does not speak is code 1.
 //! - Unknown netconf keys are kept (in [`NetConf::raw`]): the runtime adds
 //!   `runtimeConfig`, `prevResult` and others, and delegates get the whole
 //!   configuration unchanged.
@@ -240,7 +240,9 @@ pub fn valid_ifname(name: &str) -> bool {
         && name.len() < 16
         && name != "."
         && name != ".."
-        && !name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace())
 }
 
 /// One element of `cni.dev/valid-attachments` (GC).

@@ -19,8 +19,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// Sends one request; `what` names it in errors (`"register the pod with
 /// vswitchd"`).
 pub fn call(socket: &Path, what: &str, req: Request) -> Result<Reply, CniError> {
-    let result =
-        Client::connect_with_timeout(socket, Some(TIMEOUT)).and_then(|mut c| c.call(req));
+    let result = Client::connect_with_timeout(socket, Some(TIMEOUT)).and_then(|mut c| c.call(req));
     result.map_err(|e| {
         let code = match e {
             ClientError::Connect { .. } | ClientError::Timeout { .. } => ErrorCode::TRY_AGAIN,

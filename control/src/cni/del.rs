@@ -61,16 +61,26 @@ pub(super) fn release(
     match sys::link(Ns::Host, &host) {
         Ok(Some(link)) => {
             let alias = link.ifalias.as_deref().unwrap_or_default();
-            match state::parse_alias(alias) {
-                Some((_, id, name)) if id == container_id && name == ifname => {
-                    if let Err(e) = sys::delete_host_link(&host) {
-                        errors.push(e);
-                    }
+            let ours = match state::parse_alias(alias) {
+                Some((_, id, name)) => id == container_id && name == ifname,
+                // An ADD killed between creating the veth and setting its
+                // alias; its record (written first) names the link.
+                None => {
+                    alias.is_empty()
+                        && store
+                            .load(container_id, ifname)
+                            .is_some_and(|r| r.host_iface == host)
                 }
-                _ => log(format_args!(
+            };
+            if ours {
+                if let Err(e) = sys::delete_host_link(&host) {
+                    errors.push(e);
+                }
+            } else {
+                log(format_args!(
                     "{cmd} {container_id}/{ifname}: host interface {host} has alias {alias:?}, \
                      not this attachment's; left alone"
-                )),
+                ));
             }
         }
         Ok(None) => {}

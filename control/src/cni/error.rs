@@ -72,12 +72,20 @@ impl CniError {
 
     /// Code 4 naming the variables that are missing or invalid.
     pub fn env(details: impl Into<String>) -> CniError {
-        CniError::new(ErrorCode::INVALID_ENV, "invalid environment variables", details)
+        CniError::new(
+            ErrorCode::INVALID_ENV,
+            "invalid environment variables",
+            details,
+        )
     }
 
     /// Code 7 with details.
     pub fn netconf(details: impl Into<String>) -> CniError {
-        CniError::new(ErrorCode::INVALID_NETCONF, "invalid network configuration", details)
+        CniError::new(
+            ErrorCode::INVALID_NETCONF,
+            "invalid network configuration",
+            details,
+        )
     }
 
     /// The error result JSON for protocol version `cni_version`.

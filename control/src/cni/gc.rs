@@ -42,7 +42,10 @@ pub fn gc(env: &CniEnv, conf: &NetConf) -> Result<(), CniError> {
         )
     })?;
     for u in unreadable {
-        log(format_args!("GC {}: skipping unreadable record {u}", conf.name));
+        log(format_args!(
+            "GC {}: skipping unreadable record {u}",
+            conf.name
+        ));
     }
     let mut stale = BTreeSet::new();
     for r in &records {
@@ -53,9 +56,11 @@ pub fn gc(env: &CniEnv, conf: &NetConf) -> Result<(), CniError> {
     let mut errors = Vec::new();
     match sys::host_veths() {
         Ok(links) => {
-            for link in links.iter().filter(|l| state::is_host_iface_name(&l.ifname)) {
-                let Some((net, id, ifname)) =
-                    link.ifalias.as_deref().and_then(state::parse_alias)
+            for link in links
+                .iter()
+                .filter(|l| state::is_host_iface_name(&l.ifname))
+            {
+                let Some((net, id, ifname)) = link.ifalias.as_deref().and_then(state::parse_alias)
                 else {
                     continue;
                 };

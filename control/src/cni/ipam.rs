@@ -215,7 +215,10 @@ impl<'a> Ipam<'a> {
                 "CNI_IFNAME",
                 target.map_or(env.ifname.as_deref(), |t| t.ifname),
             ),
-            ("CNI_NETNS", target.map_or(env.netns.as_deref(), |t| t.netns)),
+            (
+                "CNI_NETNS",
+                target.map_or(env.netns.as_deref(), |t| t.netns),
+            ),
             ("CNI_ARGS", env.args.as_deref()),
             ("CNI_PATH", env.path_raw.as_deref()),
         ];
@@ -242,7 +245,12 @@ impl<'a> Ipam<'a> {
         if out.status.success() {
             return Ok(out.stdout);
         }
-        Err(delegate_error(&self.name(), command, &self.plugin, &out.stdout))
+        Err(delegate_error(
+            &self.name(),
+            command,
+            &self.plugin,
+            &out.stdout,
+        ))
     }
 }
 

@@ -148,7 +148,11 @@ fn status(env: &CniEnv, conf: &NetConf) -> Result<(), CniError> {
         return Ok(());
     }
     let ipam = ipam::Ipam::find(env, conf).map_err(|e| {
-        CniError::new(ErrorCode::NOT_AVAILABLE, "IPAM plugin is not available", e.to_string())
+        CniError::new(
+            ErrorCode::NOT_AVAILABLE,
+            "IPAM plugin is not available",
+            e.to_string(),
+        )
     })?;
     ipam.forward_1_1("STATUS").map(drop)
 }

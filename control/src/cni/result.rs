@@ -163,7 +163,9 @@ impl Ipv4Cidr {
 
     /// True when `other` lies inside this prefix.
     pub fn contains(&self, other: Ipv4Addr) -> bool {
-        let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(self.prefix))
+            .unwrap_or(0);
         u32::from(self.addr) & mask == u32::from(other) & mask
     }
 }

@@ -9,8 +9,10 @@
 //!   and CHECK find it without state. The pair is unique per node by the
 //!   spec; a hash collision is caught because ADD refuses an existing name.
 //! - The host end carries the alias `vswitch-cni <network> <id> <ifname>`,
-//!   and DEL and GC delete only a link whose alias says it is theirs, never
-//!   another `vsw…` interface (such as vswitchd's `vsw0`).
+//!   and DEL and GC delete only a link whose alias says it is theirs (or,
+//!   for an ADD killed before it set the alias, that has no alias and is
+//!   named in the attachment's record), never another `vsw…` interface
+//!   (such as vswitchd's `vsw0`).
 //! - A record is written before the veth is created, and removed last on
 //!   DEL, so a crash in between leaves something GC can act on. Writes are
 //!   atomic (temporary file, then rename).
@@ -123,6 +125,12 @@ impl Store {
         let body = serde_json::to_vec(r).map_err(io::Error::other)?;
         fs::write(&tmp, body)?;
         fs::rename(&tmp, &path)
+    }
+
+    /// The record of an attachment, if there is a readable one.
+    pub fn load(&self, container_id: &str, ifname: &str) -> Option<Record> {
+        let body = fs::read(self.file(container_id, ifname)).ok()?;
+        serde_json::from_slice(&body).ok()
     }
 
     /// Removes a record; a missing one is fine.

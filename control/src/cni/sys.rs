@@ -94,7 +94,10 @@ fn exec(ns: Ns<'_>, program: &str, args: &[&str]) -> Result<Ran, CniError> {
 
 fn command_line(cmd: &Command) -> String {
     let mut parts = vec![cmd.get_program().to_string_lossy().into_owned()];
-    parts.extend(cmd.get_args().map(|a: &OsStr| a.to_string_lossy().into_owned()));
+    parts.extend(
+        cmd.get_args()
+            .map(|a: &OsStr| a.to_string_lossy().into_owned()),
+    );
     parts.join(" ")
 }
 
@@ -177,7 +180,12 @@ pub fn link(ns: Ns<'_>, name: &str) -> Result<Option<Link>, CniError> {
 
 /// Every veth in the host namespace.
 pub fn host_veths() -> Result<Vec<Link>, CniError> {
-    let out = run("list veths", Ns::Host, "ip", &["-j", "link", "show", "type", "veth"])?;
+    let out = run(
+        "list veths",
+        Ns::Host,
+        "ip",
+        &["-j", "link", "show", "type", "veth"],
+    )?;
     if out.trim().is_empty() {
         return Ok(Vec::new());
     }

@@ -66,7 +66,16 @@ fn container_ids_and_ifnames_follow_the_spec() {
     }
     assert!(conf::valid_ifname("eth0"));
     assert!(conf::valid_ifname("a23456789012345"));
-    for bad in ["", ".", "..", "a234567890123456", "a/b", "a:b", "a b", "a\tb"] {
+    for bad in [
+        "",
+        ".",
+        "..",
+        "a234567890123456",
+        "a/b",
+        "a:b",
+        "a b",
+        "a\tb",
+    ] {
         assert!(!conf::valid_ifname(bad), "{bad:?} accepted");
     }
 }
@@ -95,7 +104,10 @@ fn environment_errors_name_the_variables() {
     assert!(e.details.contains("CNI_NETNS"), "{e}");
     // DEL may come without a netns.
     let att = env.attachment(false).unwrap();
-    assert_eq!((att.container_id, att.ifname, att.netns), ("c1", "eth0", None));
+    assert_eq!(
+        (att.container_id, att.ifname, att.netns),
+        ("c1", "eth0", None)
+    );
 
     let env = CniEnv::from_vars(&vars(&[
         ("CNI_COMMAND", "DEL"),
@@ -132,7 +144,10 @@ fn netconf_defaults_and_fields() {
     assert_eq!(c.state_dir, Path::new("/st"));
     assert_eq!(c.raw["runtimeConfig"]["a"], 1);
     let va = c.valid_attachments.unwrap();
-    assert_eq!((va[0].container_id.as_str(), va[0].ifname.as_str()), ("c", "eth0"));
+    assert_eq!(
+        (va[0].container_id.as_str(), va[0].ifname.as_str()),
+        ("c", "eth0")
+    );
 }
 
 #[test]
@@ -141,8 +156,14 @@ fn netconf_errors_have_the_spec_codes() {
     assert_eq!(code("{not json"), ErrorCode::DECODE_FAILURE);
     assert_eq!(code("[1,2]"), ErrorCode::DECODE_FAILURE);
     assert_eq!(code(""), ErrorCode::DECODE_FAILURE);
-    assert_eq!(code(r#"{"cniVersion":"one","name":"n"}"#), ErrorCode::DECODE_FAILURE);
-    assert_eq!(code(r#"{"cniVersion":1,"name":"n"}"#), ErrorCode::DECODE_FAILURE);
+    assert_eq!(
+        code(r#"{"cniVersion":"one","name":"n"}"#),
+        ErrorCode::DECODE_FAILURE
+    );
+    assert_eq!(
+        code(r#"{"cniVersion":1,"name":"n"}"#),
+        ErrorCode::DECODE_FAILURE
+    );
     assert_eq!(
         code(r#"{"cniVersion":"0.2.0","name":"n","ipam":{"type":"x"}}"#),
         ErrorCode::INCOMPATIBLE_VERSION
@@ -151,13 +172,22 @@ fn netconf_errors_have_the_spec_codes() {
         code(r#"{"cniVersion":"2.0.0","name":"n","ipam":{"type":"x"}}"#),
         ErrorCode::INCOMPATIBLE_VERSION
     );
-    assert_eq!(code(r#"{"name":"n","ipam":{"type":"x"}}"#), ErrorCode::INVALID_NETCONF);
-    assert_eq!(code(r#"{"cniVersion":"1.0.0","ipam":{"type":"x"}}"#), ErrorCode::INVALID_NETCONF);
+    assert_eq!(
+        code(r#"{"name":"n","ipam":{"type":"x"}}"#),
+        ErrorCode::INVALID_NETCONF
+    );
+    assert_eq!(
+        code(r#"{"cniVersion":"1.0.0","ipam":{"type":"x"}}"#),
+        ErrorCode::INVALID_NETCONF
+    );
     assert_eq!(
         code(r#"{"cniVersion":"1.0.0","name":"a b","ipam":{"type":"x"}}"#),
         ErrorCode::INVALID_NETCONF
     );
-    assert_eq!(code(r#"{"cniVersion":"1.0.0","name":"n"}"#), ErrorCode::INVALID_NETCONF);
+    assert_eq!(
+        code(r#"{"cniVersion":"1.0.0","name":"n"}"#),
+        ErrorCode::INVALID_NETCONF
+    );
     assert_eq!(
         code(r#"{"cniVersion":"1.0.0","name":"n","ipam":{"type":"../x"}}"#),
         ErrorCode::INVALID_NETCONF
@@ -247,7 +277,10 @@ fn results_take_the_shape_of_their_version() {
         "test",
     )
     .unwrap();
-    assert!(r.ips[0].extra.is_empty(), "ips[].version is dropped on input");
+    assert!(
+        r.ips[0].extra.is_empty(),
+        "ips[].version is dropped on input"
+    );
 
     let v = r.to_value(SpecVersion(0, 4, 0));
     assert_eq!(v["cniVersion"], "0.4.0");
@@ -279,9 +312,19 @@ fn ipv4_cidrs() {
     assert_eq!(c.prefix, 24);
     assert!(c.contains("10.244.1.1".parse().unwrap()));
     assert!(!c.contains("10.244.2.1".parse().unwrap()));
-    assert!(Ipv4Cidr::parse("0.0.0.0/0").unwrap().contains("1.2.3.4".parse().unwrap()));
-    assert!(Ipv4Cidr::parse("10.0.0.1/32").unwrap().contains("10.0.0.1".parse().unwrap()));
-    for bad in ["10.0.0.1", "10.0.0.1/33", "10.0.0.1/", "fd00::1/64", "10.0.0.1/+8"] {
+    assert!(Ipv4Cidr::parse("0.0.0.0/0")
+        .unwrap()
+        .contains("1.2.3.4".parse().unwrap()));
+    assert!(Ipv4Cidr::parse("10.0.0.1/32")
+        .unwrap()
+        .contains("10.0.0.1".parse().unwrap()));
+    for bad in [
+        "10.0.0.1",
+        "10.0.0.1/33",
+        "10.0.0.1/",
+        "fd00::1/64",
+        "10.0.0.1/+8",
+    ] {
         assert!(Ipv4Cidr::parse(bad).is_none(), "{bad:?} parsed");
     }
     assert_eq!(c.to_string(), "10.244.1.5/24");
@@ -290,9 +333,12 @@ fn ipv4_cidrs() {
 #[test]
 fn ipam_results_need_one_ipv4_address_and_a_gateway() {
     let pick = |v: Value| pick_ipv4(&CniResult::from_value(&v, "t").unwrap());
-    let (a, gw) = pick(json!({"ips":[{"address":"10.244.1.5/24","gateway":"10.244.1.1"}]}))
-        .unwrap();
-    assert_eq!((a.to_string(), gw.to_string()), ("10.244.1.5/24".into(), "10.244.1.1".into()));
+    let (a, gw) =
+        pick(json!({"ips":[{"address":"10.244.1.5/24","gateway":"10.244.1.1"}]})).unwrap();
+    assert_eq!(
+        (a.to_string(), gw.to_string()),
+        ("10.244.1.5/24".into(), "10.244.1.1".into())
+    );
     for bad in [
         json!({"ips": []}),
         json!({"ips":[{"address":"fd00::5/64","gateway":"fd00::1"}]}),
@@ -315,7 +361,10 @@ fn host_names_are_stable_short_and_recognisable() {
     assert!(n.len() <= 15);
     assert!(state::is_host_iface_name(&n));
     assert_ne!(n, state::host_iface_name("c1", "eth1"));
-    assert_ne!(state::host_iface_name("c1e", "th0"), state::host_iface_name("c1", "eth0"));
+    assert_ne!(
+        state::host_iface_name("c1e", "th0"),
+        state::host_iface_name("c1", "eth0")
+    );
     for other in ["vsw0", "vswABCDEF01", "vsw0123456789", "eth0"] {
         assert!(!state::is_host_iface_name(other), "{other}");
     }
@@ -348,6 +397,9 @@ fn records_are_saved_listed_and_removed() {
     std::fs::write(store.dir().join("junk@eth1"), "not json").unwrap();
     let (records, bad) = store.list().unwrap();
     assert_eq!(records, vec![r.clone()]);
+    assert_eq!(store.load("c.1", "eth0"), Some(r.clone()));
+    assert_eq!(store.load("c.1", "eth1"), None);
+    assert_eq!(store.load("junk", "eth1"), None);
     assert_eq!(bad.len(), 1, "{bad:?}");
     store.remove("c.1", "eth0").unwrap();
     store.remove("c.1", "eth0").unwrap();
@@ -365,7 +417,11 @@ fn delegate_errors_keep_their_code() {
         br#"{"code":7,"msg":"no IP addresses available","details":"range full"}"#,
     );
     assert_eq!(e.code, ErrorCode(7));
-    assert!(e.msg.contains("host-local ADD failed: no IP addresses available"), "{e}");
+    assert!(
+        e.msg
+            .contains("host-local ADD failed: no IP addresses available"),
+        "{e}"
+    );
     assert_eq!(e.details, "range full");
     let e = delegate_error("IPAM plugin x", "DEL", p, b"panic: oops");
     assert_eq!(e.code, ErrorCode::DELEGATE);

@@ -33,9 +33,7 @@ use std::io::{self, IoSliceMut};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
-use nix::sys::socket::{
-    self, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockType,
-};
+use nix::sys::socket::{self, AddressFamily, LinkAddr, MsgFlags, SockFlag, SockType};
 
 use super::open::PortError;
 use super::{Desc, PacketPool, Port, FRAME_SIZE, HEADROOM};
@@ -69,6 +67,9 @@ pub struct AfPacketStats {
     /// Received frames that still carried an unfinished (partial) L4
     /// checksum: the sender has tx checksum offload on.
     pub rx_csum_partial: u64,
+    /// Received frames whose VLAN tag the kernel had moved into metadata
+    /// and the port re-inserted.
+    pub rx_vlan_restored: u64,
     /// Frames the socket returned as our own transmits (only on kernels
     /// without `PACKET_IGNORE_OUTGOING`), dropped.
     pub rx_outgoing: u64,
@@ -93,8 +94,8 @@ impl AfPacketPort {
     /// Opens a packet socket on `iface`.
     pub fn open(iface: &str) -> Result<AfPacketPort, PortError> {
         let fail = |step: &str, e: io::Error| PortError::step(BACKEND, iface, None, step, e);
-        let ifindex = nix::net::if_::if_nametoindex(iface)
-            .map_err(|e| fail("lookup interface", e.into()))?;
+        let ifindex =
+            nix::net::if_::if_nametoindex(iface).map_err(|e| fail("lookup interface", e.into()))?;
         // Protocol 0: the socket receives nothing until it is bound to the
         // interface below, so no frame from another interface slips in.
         let fd = socket::socket(
@@ -104,14 +105,17 @@ impl AfPacketPort {
             None,
         )
         .map_err(|e| fail("socket", e.into()))?;
-        let ignore_outgoing =
-            match set_packet_opt(fd.as_fd(), PACKET_IGNORE_OUTGOING, &1 as &libc::c_int) {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!(iface, error = %e, "PACKET_IGNORE_OUTGOING unsupported, filtering own transmits by packet type");
-                    false
-                }
-            };
+        let ignore_outgoing = match set_packet_opt(
+            fd.as_fd(),
+            PACKET_IGNORE_OUTGOING,
+            &1 as &libc::c_int,
+        ) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(iface, error = %e, "PACKET_IGNORE_OUTGOING unsupported, filtering own transmits by packet type");
+                false
+            }
+        };
         set_packet_opt(fd.as_fd(), PACKET_AUXDATA, &1 as &libc::c_int)
             .map_err(|e| fail("setsockopt PACKET_AUXDATA", e))?;
         if let Err(e) = socket::setsockopt(&fd, socket::sockopt::RcvBuf, &RCVBUF) {
@@ -198,6 +202,7 @@ impl AfPacketPort {
                 b.copy_within(4..16, 0);
                 b[12..14].copy_from_slice(&tpid.to_be_bytes());
                 b[14..16].copy_from_slice(&aux.vlan_tci.to_be_bytes());
+                self.stats.rx_vlan_restored += 1;
             }
         }
         Ok(Some(out))
@@ -393,6 +398,9 @@ mod tests {
     fn open_on_a_missing_interface_names_it() {
         let e = AfPacketPort::open("vswnope0").unwrap_err();
         let s = e.to_string();
-        assert!(s.starts_with("afpacket vswnope0: lookup interface failed"), "{s}");
+        assert!(
+            s.starts_with("afpacket vswnope0: lookup interface failed"),
+            "{s}"
+        );
     }
 }

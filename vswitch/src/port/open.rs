@@ -98,10 +98,22 @@ struct OsReason<'a>(&'a io::Error);
 
 impl fmt::Display for OsReason<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.raw_os_error() {
-            Some(n) => write!(f, "{} (errno {n})", nix::errno::Errno::from_raw(n).desc()),
-            None => write!(f, "{}", self.0),
+        f.write_str(&os_reason(self.0))
+    }
+}
+
+/// The C library's text for an OS error plus `(errno N)`; other errors as
+/// they display.
+pub(crate) fn os_reason(e: &io::Error) -> String {
+    let text = e.to_string();
+    match e.raw_os_error() {
+        Some(n) => {
+            let msg = text
+                .strip_suffix(&format!(" (os error {n})"))
+                .unwrap_or(&text);
+            format!("{msg} (errno {n})")
         }
+        None => text,
     }
 }
 

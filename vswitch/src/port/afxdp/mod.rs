@@ -65,7 +65,7 @@ use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 pub use frames::FrameAccounting;
 pub use sys::{XdpAttach, XdpLinkState};
 
-use super::open::PortError;
+use super::open::{os_reason, PortError};
 use super::{Desc, PacketPool, Port, FRAME_SIZE};
 use crate::pipeline::Batch;
 use frames::FrameLedger;
@@ -207,14 +207,6 @@ fn os_error(e: &dyn std::error::Error) -> io::Error {
     }
 }
 
-/// `Numerical result out of range (errno 34)`.
-fn describe(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => format!("{} (errno {n})", nix::errno::Errno::from_raw(n).desc()),
-        None => e.to_string(),
-    }
-}
-
 /// Why one socket creation try failed.
 enum TryErr {
     Umem(io::Error),
@@ -267,7 +259,8 @@ impl AfXdpPort {
     /// Opens an AF_XDP socket on `iface` queue `queue` and attaches libxdp's
     /// program (native mode first, then SKB mode, per `opts.mode`).
     pub fn open(iface: &str, queue: u32, opts: &AfXdpOptions) -> Result<AfXdpPort, PortError> {
-        let fail = |step: String, e: io::Error| PortError::step(BACKEND, iface, Some(queue), step, e);
+        let fail =
+            |step: String, e: io::Error| PortError::step(BACKEND, iface, Some(queue), step, e);
         let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
         let ring = QueueSize::new(opts.ring_size)
             .map_err(|e| fail("check options".into(), invalid(e.to_string())))?;
@@ -340,7 +333,7 @@ impl AfXdpPort {
                 None => format!("create socket (bind {bind_label}, attach xdp={mode})"),
                 Some((m, e)) => format!(
                     "create socket (bind {bind_label}, attach xdp={mode}; xdp={m} had failed: {})",
-                    describe(e)
+                    os_reason(e)
                 ),
             };
             // A socket closed a moment ago (a failed native attempt just
@@ -499,7 +492,9 @@ impl AfXdpPort {
             .min(self.staged.capacity());
         self.staged.clear();
         for _ in 0..want {
-            let Some(f) = self.ledger.take_for_rx() else { break };
+            let Some(f) = self.ledger.take_for_rx() else {
+                break;
+            };
             self.staged.push(self.descs[f as usize]);
         }
         // SAFETY: every staged descriptor is a canonical descriptor of this

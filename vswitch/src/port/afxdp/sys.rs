@@ -73,11 +73,7 @@ pub fn xdp_link_state(ifindex: u32) -> io::Result<XdpLinkState> {
         SockFlag::SOCK_CLOEXEC,
         SockProtocol::NetlinkRoute,
     )?;
-    socket::setsockopt(
-        &fd,
-        socket::sockopt::ReceiveTimeout,
-        &TimeVal::new(2, 0),
-    )?;
+    socket::setsockopt(&fd, socket::sockopt::ReceiveTimeout, &TimeVal::new(2, 0))?;
     let seq = 1u32;
     let mut req = [0u8; NLMSG_HDR + IFINFOMSG];
     req[0..4].copy_from_slice(&((NLMSG_HDR + IFINFOMSG) as u32).to_ne_bytes());
