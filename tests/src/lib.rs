@@ -67,7 +67,10 @@ pub fn sh_ok(line: &str) -> bool {
 
 /// A short unique tag for names: `<prefix><pid % 10000>` (≤ 9 chars).
 pub fn tag(prefix: &str) -> String {
-    assert!(prefix.len() <= 5, "prefix {prefix} too long for interface names");
+    assert!(
+        prefix.len() <= 5,
+        "prefix {prefix} too long for interface names"
+    );
     format!("{prefix}{}", std::process::id() % 10_000)
 }
 
@@ -95,12 +98,20 @@ impl Netns {
 
     /// Runs a shell line inside; panics on failure.
     pub fn exec(&self, line: &str) -> String {
-        sh(&format!("ip netns exec {} sh -c '{}'", self.name, line.replace('\'', "'\\''")))
+        sh(&format!(
+            "ip netns exec {} sh -c '{}'",
+            self.name,
+            line.replace('\'', "'\\''")
+        ))
     }
 
     /// Runs a shell line inside; true on success.
     pub fn ok(&self, line: &str) -> bool {
-        sh_ok(&format!("ip netns exec {} sh -c '{}'", self.name, line.replace('\'', "'\\''")))
+        sh_ok(&format!(
+            "ip netns exec {} sh -c '{}'",
+            self.name,
+            line.replace('\'', "'\\''")
+        ))
     }
 
     /// Starts a background command inside.
@@ -118,7 +129,13 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         // Kill whatever still runs inside, then remove the namespace.
-        let _ = run("sh", &["-c", &format!("ip netns pids {} | xargs -r kill -9", self.name)]);
+        let _ = run(
+            "sh",
+            &[
+                "-c",
+                &format!("ip netns pids {} | xargs -r kill -9", self.name),
+            ],
+        );
         let _ = run("ip", &["netns", "del", &self.name]);
     }
 }
@@ -241,7 +258,9 @@ impl Vswitchd {
         };
         // `ip netns exec` execs the daemon, so the child pid is vswitchd.
         let _ = run("kill", &["-TERM", &c.id().to_string()]);
-        let ok = wait_for(Duration::from_secs(10), || matches!(c.try_wait(), Ok(Some(_))));
+        let ok = wait_for(Duration::from_secs(10), || {
+            matches!(c.try_wait(), Ok(Some(_)))
+        });
         if !ok {
             let _ = c.kill();
         }
@@ -310,7 +329,13 @@ impl Pod {
     /// Runs CNI DEL now.
     pub fn del(&mut self) -> Output {
         self.deleted = true;
-        cni(&self.node_ns, "DEL", &self.id, &self.ns.path(), &self.netconf)
+        cni(
+            &self.node_ns,
+            "DEL",
+            &self.id,
+            &self.ns.path(),
+            &self.netconf,
+        )
     }
 }
 
@@ -338,7 +363,11 @@ pub fn cni(node: &str, command: &str, id: &str, netns: &str, netconf: &str) -> O
         .stderr(Stdio::piped())
         .spawn()
         .expect("run vswitch-cni");
-    c.stdin.take().unwrap().write_all(netconf.as_bytes()).unwrap();
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(netconf.as_bytes())
+        .unwrap();
     c.wait_with_output().unwrap()
 }
 
@@ -406,15 +435,22 @@ pub fn tcp_transfer(from: &Netns, to: &Netns, to_ip: &str, port: u16, bytes: usi
     let src = dir.join("src");
     let dst = dir.join("dst");
     sh(&format!("head -c {bytes} /dev/urandom > {}", src.display()));
-    let mut server = to.spawn(&format!("timeout 60 nc -l {to_ip} {port} > {}", dst.display()));
+    let mut server = to.spawn(&format!(
+        "timeout 60 nc -l {to_ip} {port} > {}",
+        dst.display()
+    ));
     // Wait for the listener.
     wait_for(Duration::from_secs(5), || {
         to.ok(&format!("ss -ltn | grep -q ':{port} '"))
     });
-    let sent = from.ok(&format!("timeout 60 nc -N -w 10 {to_ip} {port} < {}", src.display()));
+    let sent = from.ok(&format!(
+        "timeout 60 nc -N -w 10 {to_ip} {port} < {}",
+        src.display()
+    ));
     let _ = server.wait();
     let same = sent
-        && sh(&format!("sha256sum < {}", src.display())) == sh(&format!("sha256sum < {}", dst.display()));
+        && sh(&format!("sha256sum < {}", src.display()))
+            == sh(&format!("sha256sum < {}", dst.display()));
     let _ = std::fs::remove_dir_all(&dir);
     same
 }

@@ -5,7 +5,6 @@
 //! datapath actions when they are installed.
 #![deny(unsafe_code)]
 
-
 pub mod daemon;
 pub mod key;
 pub mod packet;

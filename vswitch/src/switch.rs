@@ -78,7 +78,9 @@ impl Handoff {
     /// Inboxes for `workers` workers and an empty ownership table.
     pub fn new(workers: usize) -> std::io::Result<Handoff> {
         Ok(Handoff {
-            owner: (0..MAX_PORT_SLOTS).map(|_| AtomicU8::new(NO_OWNER)).collect(),
+            owner: (0..MAX_PORT_SLOTS)
+                .map(|_| AtomicU8::new(NO_OWNER))
+                .collect(),
             inboxes: (0..workers)
                 .map(|_| Inbox::new().map(Arc::new))
                 .collect::<Result<Vec<_>, _>>()?
@@ -199,7 +201,10 @@ impl Switch {
 
     /// True when every port can wake a sleeping worker (so blocking is safe).
     pub fn can_block(&self) -> bool {
-        self.slots.iter().flatten().all(|a| a.port.poll_fd().is_some())
+        self.slots
+            .iter()
+            .flatten()
+            .all(|a| a.port.poll_fd().is_some())
     }
 
     /// Lets every port push out pending transmits.
@@ -261,47 +266,48 @@ impl Switch {
     /// Transmits everything the pipeline staged.
     fn flush(&mut self) {
         let (slots, pool, handoff) = (&mut self.slots, &mut self.pool, &self.handoff);
-        self.ctx.flush(|slot, q, stats| match slots[slot as usize].as_mut() {
-            Some(a) => {
-                let n = q.len() as u64;
-                let (sent, bytes) = a.port.tx_burst(pool, q);
-                let dropped = n - sent as u64;
-                stats.tx(slot, sent as u64, bytes, dropped);
-                for _ in 0..dropped {
-                    stats.count_drop(DropReason::TxFull);
-                }
-            }
-            None => {
-                let owner = handoff
-                    .as_ref()
-                    .map(|h| (h, h.owner[slot as usize].load(Ordering::Acquire)))
-                    .filter(|(h, o)| (*o as usize) < h.inboxes.len());
-                for d in q.drain(..) {
-                    match owner {
-                        Some((h, o)) => {
-                            let inbox = &h.inboxes[o as usize];
-                            match inbox.empty.pop() {
-                                Some(mut buf) => {
-                                    buf[..d.len as usize].copy_from_slice(pool.data(d));
-                                    let _ = inbox.full.push(Parcel {
-                                        slot,
-                                        len: d.len,
-                                        data: buf,
-                                    });
-                                    if inbox.sleeping.load(Ordering::Acquire) {
-                                        inbox.bell.ring();
-                                    }
-                                }
-                                None => stats.count_drop(DropReason::TxFull),
-                            }
-                        }
-                        // The port went away between staging and flushing.
-                        None => stats.count_drop(DropReason::NoSuchPort),
+        self.ctx
+            .flush(|slot, q, stats| match slots[slot as usize].as_mut() {
+                Some(a) => {
+                    let n = q.len() as u64;
+                    let (sent, bytes) = a.port.tx_burst(pool, q);
+                    let dropped = n - sent as u64;
+                    stats.tx(slot, sent as u64, bytes, dropped);
+                    for _ in 0..dropped {
+                        stats.count_drop(DropReason::TxFull);
                     }
-                    pool.free(d);
                 }
-            }
-        });
+                None => {
+                    let owner = handoff
+                        .as_ref()
+                        .map(|h| (h, h.owner[slot as usize].load(Ordering::Acquire)))
+                        .filter(|(h, o)| (*o as usize) < h.inboxes.len());
+                    for d in q.drain(..) {
+                        match owner {
+                            Some((h, o)) => {
+                                let inbox = &h.inboxes[o as usize];
+                                match inbox.empty.pop() {
+                                    Some(mut buf) => {
+                                        buf[..d.len as usize].copy_from_slice(pool.data(d));
+                                        let _ = inbox.full.push(Parcel {
+                                            slot,
+                                            len: d.len,
+                                            data: buf,
+                                        });
+                                        if inbox.sleeping.load(Ordering::Acquire) {
+                                            inbox.bell.ring();
+                                        }
+                                    }
+                                    None => stats.count_drop(DropReason::TxFull),
+                                }
+                            }
+                            // The port went away between staging and flushing.
+                            None => stats.count_drop(DropReason::NoSuchPort),
+                        }
+                        pool.free(d);
+                    }
+                }
+            });
     }
 
     /// Polls until no port has anything to receive (bounded), returning the

@@ -15,6 +15,7 @@
 )]
 
 use std::fs::File;
+use std::io::Write as _;
 use std::net::UdpSocket;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::process::Command;
@@ -37,7 +38,9 @@ fn skip(reason: &str) {
     if std::env::var_os("CI").is_some() {
         panic!("required test environment missing under CI: {reason}");
     }
-    println!("skipping: {reason}");
+    // Straight to stderr, past the harness's output capture, so a skip
+    // shows in a plain `cargo test`.
+    let _ = writeln!(std::io::stderr(), "skipping: {reason}");
 }
 
 /// `Err(reason)` when this machine cannot run the namespace tests.

@@ -282,7 +282,9 @@ impl Cidr {
         let (a, l) = s
             .split_once('/')
             .ok_or_else(|| format!("{s:?} is not a CIDR (expected a.b.c.d/len)"))?;
-        let addr: Ipv4Addr = a.parse().map_err(|_| format!("{a:?} is not an IPv4 address"))?;
+        let addr: Ipv4Addr = a
+            .parse()
+            .map_err(|_| format!("{a:?} is not an IPv4 address"))?;
         let len: u8 = l
             .parse()
             .ok()
@@ -362,10 +364,16 @@ impl Config {
             ));
         }
         if n.vni == 0 || n.vni >= 1 << 24 {
-            return Err(invalid("node.vni", format!("{} is not a 24-bit VNI (1-16777215)", n.vni)));
+            return Err(invalid(
+                "node.vni",
+                format!("{} is not a 24-bit VNI (1-16777215)", n.vni),
+            ));
         }
         if !(576..=9000).contains(&n.underlay_mtu) {
-            return Err(invalid("node.underlay_mtu", format!("{} is outside 576-9000", n.underlay_mtu)));
+            return Err(invalid(
+                "node.underlay_mtu",
+                format!("{} is outside 576-9000", n.underlay_mtu),
+            ));
         }
         check_ifname("node.host_port", &n.host_port)?;
         if let Some(u) = &n.uplink {
@@ -379,7 +387,10 @@ impl Config {
             ));
         }
         if d.workers == 0 || d.workers > 64 {
-            return Err(invalid("datapath.workers", format!("{} is outside 1-64", d.workers)));
+            return Err(invalid(
+                "datapath.workers",
+                format!("{} is outside 1-64", d.workers),
+            ));
         }
         if d.rt_priority > 99 {
             return Err(invalid("datapath.rt_priority", "must be 0 (off) or 1-99"));
@@ -406,7 +417,10 @@ impl Config {
             }
             for b in &s.backends {
                 b.parse::<std::net::SocketAddrV4>().map_err(|_| {
-                    invalid(&format!("services[{i}].backends"), format!("{b:?} is not ip:port"))
+                    invalid(
+                        &format!("services[{i}].backends"),
+                        format!("{b:?} is not ip:port"),
+                    )
                 })?;
             }
         }
@@ -427,7 +441,10 @@ impl Config {
 
 fn check_ifname(key: &str, name: &str) -> Result<(), ConfigError> {
     if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', ':']) {
-        return Err(invalid(key, format!("{name:?} is not an interface name (1-15 chars, no / : or space)")));
+        return Err(invalid(
+            key,
+            format!("{name:?} is not an interface name (1-15 chars, no / : or space)"),
+        ));
     }
     Ok(())
 }
@@ -480,16 +497,24 @@ backends = ["10.244.1.5:8080", "10.244.2.7:8080"]
         assert_eq!(c.node.name, "node-a");
         assert_eq!(c.pod_cidr().to_string(), "10.244.1.0/24");
         assert_eq!(c.datapath.cores, vec![1]);
-        assert_eq!(c.remote_nodes[0].vtep_mac.unwrap().to_string(), "aa:bb:cc:00:00:02");
+        assert_eq!(
+            c.remote_nodes[0].vtep_mac.unwrap().to_string(),
+            "aa:bb:cc:00:00:02"
+        );
         assert_eq!(c.services[0].backends.len(), 2);
     }
 
     #[test]
     fn minimal_config_gets_defaults() {
-        let c = Config::parse("[node]\nname='n'\npod_cidr='10.244.3.0/24'\ngateway_ip='10.244.3.1'\n").unwrap();
+        let c =
+            Config::parse("[node]\nname='n'\npod_cidr='10.244.3.0/24'\ngateway_ip='10.244.3.1'\n")
+                .unwrap();
         assert_eq!(c.datapath.backend, "afxdp");
         assert_eq!(c.node.host_port, "vsw0");
-        assert_eq!(c.control.socket, PathBuf::from("/run/vswitch/vswitchd.sock"));
+        assert_eq!(
+            c.control.socket,
+            PathBuf::from("/run/vswitch/vswitchd.sock")
+        );
         assert_eq!(c.datapath.idle, IdleMode::Block);
     }
 
@@ -499,15 +524,22 @@ backends = ["10.244.1.5:8080", "10.244.2.7:8080"]
         assert!(e.to_string().contains("fdb_maxx"), "{e}");
         let e = Config::parse(&FULL.replace("10.244.1.0/24", "10.244.1.0/33")).unwrap_err();
         assert!(e.to_string().contains("node.pod_cidr"), "{e}");
-        let e = Config::parse(&FULL.replace("gateway_ip = \"10.244.1.1\"", "gateway_ip = \"10.244.9.1\"")).unwrap_err();
+        let e = Config::parse(
+            &FULL.replace("gateway_ip = \"10.244.1.1\"", "gateway_ip = \"10.244.9.1\""),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("node.gateway_ip"), "{e}");
-        let e = Config::parse(&FULL.replace("backend = \"afxdp\"", "backend = \"dpdk\"")).unwrap_err();
+        let e =
+            Config::parse(&FULL.replace("backend = \"afxdp\"", "backend = \"dpdk\"")).unwrap_err();
         assert!(e.to_string().contains("datapath.backend"), "{e}");
         let e = Config::parse(&FULL.replace("10.244.2.0/24", "10.244.0.0/16")).unwrap_err();
         assert!(e.to_string().contains("remote_nodes[0].pod_cidr"), "{e}");
         let e = Config::parse(&FULL.replace("\"10.244.2.7:8080\"", "\"10.244.2.7\"")).unwrap_err();
         assert!(e.to_string().contains("services[0].backends"), "{e}");
-        let e = Config::parse(&FULL.replace("vtep_mac = \"aa:bb:cc:00:00:01\"", "vtep_mac = \"aa:bb\"")).unwrap_err();
+        let e = Config::parse(
+            &FULL.replace("vtep_mac = \"aa:bb:cc:00:00:01\"", "vtep_mac = \"aa:bb\""),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("vtep_mac"), "{e}");
         let e = Config::parse("[node]\nname='n'\n").unwrap_err();
         assert!(e.to_string().contains("pod_cidr"), "{e}");

@@ -52,7 +52,10 @@ impl HostPort {
             tracing::warn!(host, "host port exists (unclean shutdown?); recreating it");
             run("ip", &["link", "del", host])?;
         }
-        run("ip", &["link", "add", host, "type", "veth", "peer", "name", &dp])?;
+        run(
+            "ip",
+            &["link", "add", host, "type", "veth", "peer", "name", &dp],
+        )?;
         let hp = HostPort {
             host: host.to_string(),
             dp: dp.clone(),
@@ -60,7 +63,10 @@ impl HostPort {
         let mtu = mtu.to_string();
         run("ip", &["link", "set", host, "mtu", &mtu])?;
         run("ip", &["link", "set", &dp, "mtu", &mtu])?;
-        run("ip", &["addr", "add", &format!("{gateway}/{prefix}"), "dev", host])?;
+        run(
+            "ip",
+            &["addr", "add", &format!("{gateway}/{prefix}"), "dev", host],
+        )?;
         run("ethtool", &["-K", host, "tx", "off"])?;
         run("ip", &["link", "set", &dp, "up"])?;
         run("ip", &["link", "set", host, "up"])?;

@@ -81,7 +81,9 @@ pub struct Daemon {
 
 impl std::fmt::Debug for Daemon {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Daemon").field("node", &self.config.node.name).finish()
+        f.debug_struct("Daemon")
+            .field("node", &self.config.node.name)
+            .finish()
     }
 }
 
@@ -161,7 +163,12 @@ impl Daemon {
     }
 
     /// Opens `iface` and hands it to the least loaded worker.
-    pub fn attach(&self, iface: &str, backend: Option<&str>, ofport: Option<u32>) -> anyhow::Result<u32> {
+    pub fn attach(
+        &self,
+        iface: &str,
+        backend: Option<&str>,
+        ofport: Option<u32>,
+    ) -> anyhow::Result<u32> {
         let backend: Backend = backend
             .unwrap_or(&self.config.datapath.backend)
             .parse()
@@ -174,7 +181,9 @@ impl Daemon {
             Some(0) => bail!("ofport 0 is not a valid port number"),
             Some(p) if ports.contains_key(&p) => bail!("ofport {p} is already in use"),
             Some(p) => p,
-            None => (1..).find(|p| !ports.contains_key(p)).expect("a free number"),
+            None => (1..)
+                .find(|p| !ports.contains_key(p))
+                .expect("a free number"),
         };
         let port: Box<dyn Port> = open_port(iface, 0, backend)?;
         let backend_name = port.backend().to_string();
@@ -189,7 +198,12 @@ impl Daemon {
         let (done_tx, done_rx) = bounded(1);
         workers[worker]
             .cmds
-            .send(WorkerCmd::Attach { slot, ofport, port, done: done_tx })
+            .send(WorkerCmd::Attach {
+                slot,
+                ofport,
+                port,
+                done: done_tx,
+            })
             .map_err(|_| anyhow!("worker {worker} is gone"))?;
         self.handoff.inboxes[worker].bell.ring();
         done_rx
@@ -222,7 +236,10 @@ impl Daemon {
         let workers = self.workers.lock();
         if workers[rec.worker]
             .cmds
-            .send(WorkerCmd::Detach { slot: rec.slot, done: done_tx })
+            .send(WorkerCmd::Detach {
+                slot: rec.slot,
+                done: done_tx,
+            })
             .is_ok()
         {
             self.handoff.inboxes[rec.worker].bell.ring();
@@ -238,7 +255,11 @@ impl Daemon {
     pub fn handle(&self, req: Request) -> anyhow::Result<Reply> {
         Ok(match req {
             Request::Show {} => Reply::Show(self.show()),
-            Request::AddPort { iface, backend, ofport } => Reply::Port {
+            Request::AddPort {
+                iface,
+                backend,
+                ofport,
+            } => Reply::Port {
                 ofport: self.attach(&iface, backend.as_deref(), ofport)?,
             },
             Request::DelPort { iface } => {
@@ -289,7 +310,12 @@ impl Daemon {
                 count: self.pipeline.del_groups(group_id) as u64,
             },
             Request::DumpGroups {} => Reply::Groups {
-                groups: self.pipeline.dump_groups().iter().map(|g| g.to_string()).collect(),
+                groups: self
+                    .pipeline
+                    .dump_groups()
+                    .iter()
+                    .map(|g| g.to_string())
+                    .collect(),
             },
             Request::DumpPorts { port } => self.dump_ports(port.as_deref())?,
             Request::FdbShow {} => {
@@ -316,21 +342,34 @@ impl Daemon {
                     verdict: t.verdict,
                 }
             }
-            Request::AddPod { container_id, iface, mac, ip } => {
+            Request::AddPod {
+                container_id,
+                iface,
+                mac,
+                ip,
+            } => {
                 let _: control::MacAddr = mac.parse()?;
-                let _: std::net::Ipv4Addr = ip.parse().map_err(|_| anyhow!("{ip:?} is not an IPv4 address"))?;
+                let _: std::net::Ipv4Addr = ip
+                    .parse()
+                    .map_err(|_| anyhow!("{ip:?} is not an IPv4 address"))?;
                 let mut pods = self.pods.lock();
                 if let Some(p) = pods.get(&container_id) {
                     if p.iface == iface {
                         return Ok(Reply::Port { ofport: p.ofport });
                     }
-                    bail!("container {container_id} is already attached as {}", p.iface);
+                    bail!(
+                        "container {container_id} is already attached as {}",
+                        p.iface
+                    );
                 }
                 let ofport = self.attach(&iface, None, None)?;
                 pods.insert(container_id, Pod { iface, ofport });
                 Reply::Port { ofport }
             }
-            Request::DelPod { container_id, iface } => {
+            Request::DelPod {
+                container_id,
+                iface,
+            } => {
                 let pod = self.pods.lock().remove(&container_id);
                 let name = pod.map(|p| p.iface).unwrap_or(iface);
                 if self.ports.lock().values().any(|p| p.name == name) {
@@ -368,7 +407,11 @@ impl Daemon {
         for (ofport, p) in ports.iter() {
             let selected = match which {
                 None => true,
-                Some(w) => w == p.name || w.parse::<u32>().ok() == Some(*ofport) || (w == "LOCAL" && *ofport == LOCAL),
+                Some(w) => {
+                    w == p.name
+                        || w.parse::<u32>().ok() == Some(*ofport)
+                        || (w == "LOCAL" && *ofport == LOCAL)
+                }
             };
             if !selected {
                 continue;

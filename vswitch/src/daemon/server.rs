@@ -44,7 +44,10 @@ pub fn bind(path: &Path, group: Option<&str>) -> anyhow::Result<(UnixListener, A
     }
     if path.exists() {
         if UnixStream::connect(path).is_ok() {
-            return Err(anyhow!("{} is in use: another vswitchd is running", path.display()));
+            return Err(anyhow!(
+                "{} is in use: another vswitchd is running",
+                path.display()
+            ));
         }
         std::fs::remove_file(path).with_context(|| format!("removing stale {}", path.display()))?;
     }
@@ -94,11 +97,18 @@ fn client(mut s: UnixStream, access: Access, d: &Daemon) {
         }
     };
     if !access.allows(creds.uid(), creds.gid()) {
-        tracing::warn!(uid = creds.uid(), pid = creds.pid(), "refused control client");
-        let _ = reply(&mut s, &ReplyEnvelope::err(format!(
-            "permission denied: uid {} may not use this socket",
-            creds.uid()
-        )));
+        tracing::warn!(
+            uid = creds.uid(),
+            pid = creds.pid(),
+            "refused control client"
+        );
+        let _ = reply(
+            &mut s,
+            &ReplyEnvelope::err(format!(
+                "permission denied: uid {} may not use this socket",
+                creds.uid()
+            )),
+        );
         return;
     }
     let _ = s.set_read_timeout(Some(Duration::from_secs(300)));
@@ -108,12 +118,19 @@ fn client(mut s: UnixStream, access: Access, d: &Daemon) {
     loop {
         line.clear();
         // Bound the line length so a client cannot make us buffer forever.
-        let n = match r.by_ref().take(api::MAX_REQUEST_BYTES as u64 + 1).read_line(&mut line) {
+        let n = match r
+            .by_ref()
+            .take(api::MAX_REQUEST_BYTES as u64 + 1)
+            .read_line(&mut line)
+        {
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
         let rep = if n > api::MAX_REQUEST_BYTES {
-            let e = ReplyEnvelope::err(format!("request longer than {} bytes", api::MAX_REQUEST_BYTES));
+            let e = ReplyEnvelope::err(format!(
+                "request longer than {} bytes",
+                api::MAX_REQUEST_BYTES
+            ));
             let _ = reply(&mut s, &e);
             return;
         } else if line.trim().is_empty() {
@@ -128,7 +145,9 @@ fn client(mut s: UnixStream, access: Access, d: &Daemon) {
 }
 
 fn reply(s: &mut UnixStream, r: &ReplyEnvelope) -> std::io::Result<()> {
-    let mut v = serde_json::to_vec(r).unwrap_or_else(|_| b"{\"version\":1,\"ok\":false,\"error\":\"reply encoding failed\"}".to_vec());
+    let mut v = serde_json::to_vec(r).unwrap_or_else(|_| {
+        b"{\"version\":1,\"ok\":false,\"error\":\"reply encoding failed\"}".to_vec()
+    });
     v.push(b'\n');
     s.write_all(&v)
 }

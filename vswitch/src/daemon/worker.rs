@@ -86,7 +86,11 @@ pub fn run(
     }
     if opts.rt_priority > 0 {
         match sys::set_fifo(opts.rt_priority) {
-            Ok(()) => tracing::info!(worker = id, priority = opts.rt_priority, "worker runs SCHED_FIFO"),
+            Ok(()) => tracing::info!(
+                worker = id,
+                priority = opts.rt_priority,
+                "worker runs SCHED_FIFO"
+            ),
             Err(e) => tracing::warn!(worker = id, "SCHED_FIFO refused: {e}"),
         }
     }
@@ -105,7 +109,8 @@ pub fn run(
             last_work = now;
             continue;
         }
-        if opts.idle == IdleMode::Spin || now.saturating_sub(last_work) < spin_ns || !sw.can_block() {
+        if opts.idle == IdleMode::Spin || now.saturating_sub(last_work) < spin_ns || !sw.can_block()
+        {
             std::hint::spin_loop();
             if !sw.can_block() && opts.idle == IdleMode::Block {
                 // In-memory ports cannot wake us: nap instead of spinning.
@@ -137,7 +142,12 @@ fn apply(sw: &mut Switch, cmd: WorkerCmd) {
             port,
             done,
         } => {
-            tracing::info!(worker = sw.worker(), ofport, port = port.name(), "port attached");
+            tracing::info!(
+                worker = sw.worker(),
+                ofport,
+                port = port.name(),
+                "port attached"
+            );
             sw.attach(slot, ofport, port);
             let _ = done.send(());
         }

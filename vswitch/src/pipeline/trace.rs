@@ -41,8 +41,8 @@ impl Pipeline {
             matches: packet.matches.clone(),
             ..Default::default()
         };
-        let (key, _) = compile_match(&probe)
-            .map_err(|err| super::ControlError::Flow { index: 0, err })?;
+        let (key, _) =
+            compile_match(&probe).map_err(|err| super::ControlError::Flow { index: 0, err })?;
         let snap = self.snapshot();
         let mut t = Tracer {
             snap: &snap,
@@ -69,7 +69,8 @@ impl Pipeline {
 
 impl Tracer<'_> {
     fn say(&mut self, depth: u8, s: String) {
-        self.lines.push(format!("{}{s}", "    ".repeat(depth as usize)));
+        self.lines
+            .push(format!("{}{s}", "    ".repeat(depth as usize)));
     }
 
     fn table(&mut self, key: &mut FlowKey, table: u8, depth: u8) {
@@ -84,10 +85,24 @@ impl Tracer<'_> {
             }
             Some(f) => {
                 let m = f.spec.matches.to_string();
-                let m = if m.is_empty() { String::new() } else { format!(",{m}") };
+                let m = if m.is_empty() {
+                    String::new()
+                } else {
+                    format!(",{m}")
+                };
                 let acts: Vec<String> = f.spec.actions.iter().map(|a| a.to_string()).collect();
-                let acts = if acts.is_empty() { "drop".to_string() } else { acts.join(",") };
-                self.say(depth, format!("{table}. priority {}{m}, cookie {:#x}", f.spec.priority, f.spec.cookie));
+                let acts = if acts.is_empty() {
+                    "drop".to_string()
+                } else {
+                    acts.join(",")
+                };
+                self.say(
+                    depth,
+                    format!(
+                        "{table}. priority {}{m}, cookie {:#x}",
+                        f.spec.priority, f.spec.cookie
+                    ),
+                );
                 self.say(depth + 1, format!("actions={acts}"));
                 if f.actions.is_empty() {
                     self.drop = "drop-action";
@@ -127,15 +142,27 @@ impl Tracer<'_> {
             DpAction::Flood | DpAction::All => self.flood(d),
             DpAction::Normal => {
                 let tci = key.get(field::VLAN_TCI) as u16;
-                let vlan = if tci & VLAN_PRESENT != 0 { tci & 0x0fff } else { 0 };
+                let vlan = if tci & VLAN_PRESENT != 0 {
+                    tci & 0x0fff
+                } else {
+                    0
+                };
                 let dst = key.mac(field::DL_DST);
                 if dst[0] & 1 == 1 {
-                    self.say(d, "normal: multicast/broadcast destination, flooding".into());
+                    self.say(
+                        d,
+                        "normal: multicast/broadcast destination, flooding".into(),
+                    );
                     self.flood(d);
                 } else {
                     match self.pipe.fdb.lookup(dst, vlan, self.now) {
                         Some(p) if p == self.in_port => {
-                            self.say(d, format!("normal: destination learned on ingress port {p}, dropping"));
+                            self.say(
+                                d,
+                                format!(
+                                    "normal: destination learned on ingress port {p}, dropping"
+                                ),
+                            );
                             self.drop = "output-to-in-port";
                         }
                         Some(p) => {
@@ -194,7 +221,10 @@ impl Tracer<'_> {
             DpAction::PopVlan => key.set(field::VLAN_TCI, 0),
             DpAction::SetVlanVid(v) => {
                 let tci = key.get(field::VLAN_TCI) as u16;
-                key.set(field::VLAN_TCI, u64::from((tci & 0xf000) | VLAN_PRESENT | v));
+                key.set(
+                    field::VLAN_TCI,
+                    u64::from((tci & 0xf000) | VLAN_PRESENT | v),
+                );
             }
             DpAction::Group(g) => {
                 let snap = self.snap;
@@ -253,7 +283,13 @@ impl Tracer<'_> {
     }
 
     fn flood(&mut self, depth: u8) {
-        let ports: Vec<u32> = self.snap.ports.iter().copied().filter(|p| *p != self.in_port).collect();
+        let ports: Vec<u32> = self
+            .snap
+            .ports
+            .iter()
+            .copied()
+            .filter(|p| *p != self.in_port)
+            .collect();
         if ports.is_empty() {
             self.say(depth, "flood: no other port".into());
             self.drop = "drop-action";
@@ -279,16 +315,25 @@ mod tests {
         );
         let t = s
             .pipeline()
-            .trace(&parse_filter("in_port=1,tcp,nw_dst=10.96.0.10,tp_dst=80").unwrap(), 0)
+            .trace(
+                &parse_filter("in_port=1,tcp,nw_dst=10.96.0.10,tp_dst=80").unwrap(),
+                0,
+            )
             .unwrap();
         assert_eq!(t.verdict, "output:2", "{t:?}");
-        assert!(t.lines.iter().any(|l| l.contains("resubmit to table 1")), "{t:?}");
+        assert!(
+            t.lines.iter().any(|l| l.contains("resubmit to table 1")),
+            "{t:?}"
+        );
         let t = s
             .pipeline()
             .trace(&parse_filter("in_port=1,udp,nw_ttl=1").unwrap(), 0)
             .unwrap();
         assert_eq!(t.verdict, "drop (ttl-expired)");
-        let t = s.pipeline().trace(&parse_filter("in_port=1,arp").unwrap(), 0).unwrap();
+        let t = s
+            .pipeline()
+            .trace(&parse_filter("in_port=1,arp").unwrap(), 0)
+            .unwrap();
         assert_eq!(t.verdict, "drop (no-match)");
     }
 }

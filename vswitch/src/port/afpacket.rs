@@ -60,7 +60,8 @@ const TP_STATUS_VLAN_TPID_VALID: u32 = 1 << 6;
 pub struct AfPacketStats {
     /// Frames received into the pool.
     pub rx_packets: u64,
-    /// Frames received but dropped: the pool had no free frame.
+    /// Rx bursts that found the pool empty (frames stay in the socket
+    /// buffer; the kernel drops and counts when it overflows).
     pub rx_no_buffer: u64,
     /// Frames dropped because they exceed a pool frame (TSO super-frames).
     pub rx_oversize: u64,
@@ -86,9 +87,15 @@ pub struct AfPacketPort {
     ifindex: u32,
     fd: OwnedFd,
     ignore_outgoing: bool,
-    cmsg: [u8; CMSG_BUF],
+    cmsg: CmsgBuf,
     stats: AfPacketStats,
 }
+
+/// Control-message space, aligned like `cmsghdr` (nix takes a reference to
+/// the first header in it).
+#[derive(Debug)]
+#[repr(C, align(8))]
+struct CmsgBuf([u8; CMSG_BUF]);
 
 impl AfPacketPort {
     /// Opens a packet socket on `iface`.
@@ -136,7 +143,7 @@ impl AfPacketPort {
             ifindex,
             fd,
             ignore_outgoing,
-            cmsg: [0; CMSG_BUF],
+            cmsg: CmsgBuf([0; CMSG_BUF]),
             stats: AfPacketStats::default(),
         })
     }
@@ -154,7 +161,7 @@ impl AfPacketPort {
     /// Receives one frame into the frame buffer of `d`. `Ok(None)`: a frame
     /// was consumed but is not to be delivered (counted).
     fn recv_one(&mut self, pool: &mut PacketPool, d: Desc) -> Result<Option<Desc>, Errno> {
-        self.cmsg.fill(0);
+        self.cmsg.0.fill(0);
         let fd = self.fd.as_raw_fd();
         let buf = &mut pool.frame_mut(d.frame)[HEADROOM..];
         let mut iov = [IoSliceMut::new(buf)];
@@ -162,7 +169,7 @@ impl AfPacketPort {
             let msg = socket::recvmsg::<LinkAddr>(
                 fd,
                 &mut iov,
-                Some(&mut self.cmsg),
+                Some(&mut self.cmsg.0),
                 MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_TRUNC,
             )?;
             (
@@ -171,7 +178,7 @@ impl AfPacketPort {
                 msg.address.map(|a| a.pkttype()),
             )
         };
-        if !self.ignore_outgoing && pkttype == Some(libc::PACKET_OUTGOING as u8) {
+        if !self.ignore_outgoing && pkttype == Some(libc::PACKET_OUTGOING) {
             self.stats.rx_outgoing += 1;
             return Ok(None);
         }
@@ -184,7 +191,7 @@ impl AfPacketPort {
             off: HEADROOM as u16,
             len: len as u16,
         };
-        if let Some(aux) = auxdata(&self.cmsg) {
+        if let Some(aux) = auxdata(&self.cmsg.0) {
             if aux.status & TP_STATUS_CSUMNOTREADY != 0 {
                 self.stats.rx_csum_partial += 1;
             }

@@ -265,7 +265,7 @@ impl AfXdpPort {
         let ring = QueueSize::new(opts.ring_size)
             .map_err(|e| fail("check options".into(), invalid(e.to_string())))?;
         let frames = NonZeroU32::new(opts.frames)
-            .filter(|f| f.get() >= 2 * opts.ring_size)
+            .filter(|f| u64::from(f.get()) >= 2 * u64::from(opts.ring_size))
             .ok_or_else(|| {
                 fail(
                     "check options".into(),
