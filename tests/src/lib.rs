@@ -190,32 +190,51 @@ impl Vswitchd {
         let cfg = config
             .replace("{socket}", &socket.display().to_string())
             .replace("{state}", &dir.join("state").display().to_string());
-        let cfg_path = dir.join("vswitchd.toml");
-        std::fs::write(&cfg_path, cfg).unwrap();
-        let log = dir.join("vswitchd.log");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &ns.name])
-            .arg(bin("vswitchd"))
-            .arg("--config")
-            .arg(&cfg_path)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start vswitchd");
-        let d = Vswitchd {
-            child: Some(child),
+        std::fs::write(dir.join("vswitchd.toml"), cfg).unwrap();
+        let mut d = Vswitchd {
+            child: None,
             socket,
-            log,
+            log: dir.join("vswitchd.log"),
             ns: ns.name.clone(),
             dir,
         };
-        let ready = wait_for(Duration::from_secs(20), || d.ofctl_ok(&["show"]));
-        if !ready {
-            panic!("vswitchd did not become ready; log:\n{}", d.log_text());
-        }
+        d.launch();
         d
+    }
+
+    /// Starts the daemon process with the config already written (again
+    /// after [`Vswitchd::stop`] or [`Vswitchd::kill9`]).
+    pub fn launch(&mut self) {
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .arg(bin("vswitchd"))
+            .arg("--config")
+            .arg(self.dir.join("vswitchd.toml"))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.log)
+                    .unwrap(),
+            )
+            .spawn()
+            .expect("start vswitchd");
+        self.child = Some(child);
+        let ready = wait_for(Duration::from_secs(20), || self.ofctl_ok(&["show"]));
+        if !ready {
+            panic!("vswitchd did not become ready; log:\n{}", self.log_text());
+        }
+    }
+
+    /// Kills the daemon with SIGKILL (no cleanup), as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     /// The daemon's log so far.

@@ -352,3 +352,39 @@ fn stop_removes_every_xdp_program() {
         "XDP program left on {iface} after SIGTERM"
     );
 }
+
+#[test]
+fn restart_after_a_crash_restores_pods_and_forwarding() {
+    if !require_root("restart_after_a_crash_restores_pods_and_forwarding") {
+        return;
+    }
+    let _g = serial();
+    let mut node = Node::start(&tag("nI"), 19, "");
+    let a = node.pod(&tag("pJ"));
+    let b = node.pod(&tag("pK"));
+    assert!(ping(&a.ns, &b.ip));
+    let before = pod_ports(&node);
+    node.vswitchd.kill9();
+    // The crash leaves libxdp's program on the veths: pods are cut off.
+    assert!(!ping(&a.ns, &b.ip));
+    node.vswitchd.launch();
+    assert_eq!(
+        pod_ports(&node),
+        before,
+        "pods re-attached with their port numbers"
+    );
+    assert!(
+        ping(&a.ns, &b.ip),
+        "forwarding resumes after restart\n{}",
+        node.vswitchd.log_text()
+    );
+    assert!(node.vswitchd.stop());
+    for (_, iface) in &before {
+        assert!(
+            !node
+                .ns
+                .ok(&format!("ip -d link show {iface} | grep -q prog/xdp")),
+            "stale XDP program left on {iface}"
+        );
+    }
+}

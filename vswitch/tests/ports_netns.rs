@@ -683,3 +683,68 @@ fn afxdp_keeps_vlan_tags() {
     };
     vlan_tag_survives(&t, &mut port, "afxdp");
 }
+
+/// Child half of the SIGKILL test: opens AF_XDP on the interface named by
+/// `VSW_TEST_KILL_IFACE` and waits to be killed. A no-op in a normal run.
+#[test]
+fn sigkill_child() {
+    let Some(iface) = std::env::var_os("VSW_TEST_KILL_IFACE") else {
+        return;
+    };
+    let _port =
+        AfXdpPort::open(iface.to_str().unwrap(), 0, &AfXdpOptions::default()).expect("child open");
+    println!("child-ready");
+    thread::sleep(Duration::from_secs(30));
+}
+
+#[test]
+fn afxdp_after_sigkill_stale_program_is_reused_then_detached() {
+    if let Err(r) = environment() {
+        return skip(&r);
+    }
+    let t = Topo::new("xk", 84, 1500).expect("topology");
+    /// Kills the child even when the test panics first.
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Child(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "sigkill_child", "--nocapture"])
+            .env("VSW_TEST_KILL_IFACE", &t.host)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn child"),
+    );
+    let mut out = std::io::BufReader::new(child.0.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("child-ready") {
+        line.clear();
+        if std::io::BufRead::read_line(&mut out, &mut line).unwrap() == 0 {
+            panic!("child exited before opening the port");
+        }
+    }
+    drop(child); // SIGKILL
+                 // SIGKILL leaves libxdp's program attached (nothing ran to detach it).
+    assert!(has_xdp(&t.host_link()), "{}", t.host_link());
+    // A restart reuses it and works...
+    let mut port = open_afxdp(&t).expect("reopen after SIGKILL");
+    rx_tx_roundtrip(&t, &mut port, "afxdp-after-kill");
+    drop(port);
+    // ...but the killed process's reference keeps it attached after a
+    // clean close: start-up has to detach stale programs itself.
+    assert!(has_xdp(&t.host_link()), "{}", t.host_link());
+    let ifindex = nix::net::if_::if_nametoindex(t.host.as_str()).unwrap();
+    let was = vswitch::port::afxdp::sys::detach_xdp(ifindex).expect("detach");
+    println!("detached stale program: {was:?}");
+    assert_eq!(was.attach, XdpAttach::Native);
+    assert!(!has_xdp(&t.host_link()), "{}", t.host_link());
+    // From a clean slate the usual lifecycle holds again.
+    let port = open_afxdp(&t).expect("open after detach");
+    drop(port);
+    assert!(!has_xdp(&t.host_link()), "{}", t.host_link());
+}

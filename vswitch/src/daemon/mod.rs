@@ -52,8 +52,8 @@ struct PortRecord {
     detail: String,
 }
 
-/// A pod registered by the CNI shim.
-#[derive(Debug, Clone)]
+/// A pod registered by the CNI shim (persisted in `state_dir/pods.json`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Pod {
     iface: String,
     ofport: u32,
@@ -154,7 +154,63 @@ impl Daemon {
         for p in self.config.ports.clone() {
             self.attach(&p.iface, p.backend.as_deref(), p.ofport)?;
         }
+        self.restore_pods();
         Ok(())
+    }
+
+    fn pods_file(&self) -> std::path::PathBuf {
+        self.config.control.state_dir.join("pods.json")
+    }
+
+    /// Writes the registered pods so a restart can re-attach them.
+    fn save_pods(&self, pods: &BTreeMap<String, Pod>) {
+        let path = self.pods_file();
+        let res = std::fs::create_dir_all(&self.config.control.state_dir).and_then(|()| {
+            let tmp = path.with_extension("json.tmp");
+            std::fs::write(&tmp, serde_json::to_vec_pretty(pods).unwrap_or_default())?;
+            std::fs::rename(&tmp, &path)
+        });
+        if let Err(e) = res {
+            tracing::error!(path = %path.display(), "cannot save pod state: {e}");
+        }
+    }
+
+    /// Re-attaches the pods of a previous run whose interfaces still exist,
+    /// with their old port numbers, so forwarding resumes after a restart.
+    fn restore_pods(&self) {
+        let Ok(text) = std::fs::read(self.pods_file()) else {
+            return;
+        };
+        let saved: BTreeMap<String, Pod> = match serde_json::from_slice(&text) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!("ignoring unreadable pod state: {e}");
+                return;
+            }
+        };
+        let mut pods = self.pods.lock();
+        for (id, p) in saved {
+            if host::read_sys(&p.iface, "ifindex").is_none() {
+                tracing::info!(container = %id, iface = %p.iface, "pod interface gone; forgetting it");
+                continue;
+            }
+            match self.attach(&p.iface, None, Some(p.ofport)) {
+                Ok(ofport) => {
+                    tracing::info!(container = %id, iface = %p.iface, ofport, "pod restored");
+                    pods.insert(
+                        id,
+                        Pod {
+                            iface: p.iface,
+                            ofport,
+                        },
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(container = %id, iface = %p.iface, "cannot restore pod: {e:#}")
+                }
+            }
+        }
+        self.save_pods(&pods);
     }
 
     /// Nanoseconds on the datapath clock.
@@ -185,6 +241,9 @@ impl Daemon {
                 .find(|p| !ports.contains_key(p))
                 .expect("a free number"),
         };
+        if backend != Backend::Afpacket {
+            clear_stale_xdp(iface);
+        }
         let port: Box<dyn Port> = open_port(iface, 0, backend)?;
         let backend_name = port.backend().to_string();
         let detail = port.detail();
@@ -364,13 +423,21 @@ impl Daemon {
                 }
                 let ofport = self.attach(&iface, None, None)?;
                 pods.insert(container_id, Pod { iface, ofport });
+                self.save_pods(&pods);
                 Reply::Port { ofport }
             }
             Request::DelPod {
                 container_id,
                 iface,
             } => {
-                let pod = self.pods.lock().remove(&container_id);
+                let pod = {
+                    let mut pods = self.pods.lock();
+                    let p = pods.remove(&container_id);
+                    if p.is_some() {
+                        self.save_pods(&pods);
+                    }
+                    p
+                };
                 let name = pod.map(|p| p.iface).unwrap_or(iface);
                 if self.ports.lock().values().any(|p| p.name == name) {
                     self.detach(&name)?;
@@ -483,6 +550,26 @@ impl Daemon {
         if let Some(hp) = self.host.lock().take() {
             drop(hp);
         }
+    }
+}
+
+/// Removes an XDP program a killed switch left on `iface`: libxdp's
+/// default program outlives a SIGKILL and would keep stealing frames (and
+/// hold a reference the next clean exit cannot drop). Only called for an
+/// interface this daemon is about to own.
+fn clear_stale_xdp(iface: &str) {
+    let Some(ifindex) = host::read_sys(iface, "ifindex").and_then(|s| s.parse().ok()) else {
+        return;
+    };
+    match crate::port::afxdp::sys::detach_xdp(ifindex) {
+        Ok(st) if st.attach != crate::port::afxdp::sys::XdpAttach::None => {
+            tracing::warn!(
+                iface,
+                "removed a stale XDP program ({st:?}) left by an earlier switch"
+            );
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(iface, "could not check for a stale XDP program: {e}"),
     }
 }
 

@@ -25,18 +25,21 @@
 //! Dropping the port deletes the socket; libxdp then detaches the program
 //! (reference counted per interface). A process killed with SIGKILL leaves
 //! `xsk_def_prog` attached with an empty map: frames then fall through to
-//! the host stack until the switch is restarted, which reuses the program
-//! (its stale reference then keeps it attached after the next clean exit).
+//! the host stack until the switch is restarted, which reuses the program;
+//! the killed process's reference then keeps it attached even after the
+//! next clean exit, so start-up should clear stale programs from the
+//! interfaces it owns with [`sys::detach_xdp`].
 //!
 //! # Unsafe
 //! xsk-rs makes ring and UMEM access `unsafe`; this module upholds its two
 //! rules and nothing else needs unsafe here:
 //! 1. A frame given to the kernel (fill or tx ring) is not touched until it
-//!    comes back (rx or completion ring). [`frames::FrameLedger`] tracks the
-//!    owner of every frame and the port reads or writes a frame's memory only
-//!    when the ledger says userspace owns it (a free frame being filled for
-//!    transmit) or that the kernel just returned it (a descriptor consumed
-//!    from the rx ring for a frame on the receive side).
+//!    comes back (rx or completion ring). The frame ledger (`frames.rs`)
+//!    tracks the owner of every frame, and the port reads or writes a
+//!    frame's memory only when the ledger says userspace owns it (a free
+//!    frame being filled for transmit) or that the kernel just returned it
+//!    (a descriptor consumed from the rx ring for a frame on the receive
+//!    side).
 //! 2. Only descriptors of this port's own UMEM are used: the canonical
 //!    descriptors `Umem::new` returned, indexed by frame number, and
 //!    descriptors read from this socket's rings, checked to lie inside the

@@ -64,9 +64,89 @@ const IFLA_XDP_ATTACHED: u16 = 2;
 const IFLA_XDP_PROG_ID: u16 = 4;
 const NLA_TYPE_MASK: u16 = 0x3fff;
 
+const RTM_SETLINK: u16 = 19;
+const NLM_F_ACK: u16 = 4;
+const NLA_F_NESTED: u16 = 0x8000;
+const IFLA_XDP_FD: u16 = 1;
+const IFLA_XDP_FLAGS: u16 = 3;
+const XDP_FLAGS_SKB_MODE: u32 = 2;
+const XDP_FLAGS_DRV_MODE: u32 = 4;
+
+/// What the kernel answered to one request.
+#[derive(Debug)]
+enum Reply {
+    Ack,
+    Link(XdpLinkState),
+}
+
 /// Asks the kernel which XDP program is attached to `ifindex` (in the
 /// calling thread's network namespace).
 pub fn xdp_link_state(ifindex: u32) -> io::Result<XdpLinkState> {
+    match request(&link_msg(RTM_GETLINK, NLM_F_REQUEST, ifindex, &[]))? {
+        Reply::Link(st) => Ok(st),
+        Reply::Ack => Err(io::Error::other("RTM_GETLINK answered with a bare ack")),
+    }
+}
+
+/// Detaches whatever XDP program is attached to `ifindex` in native or SKB
+/// mode and returns what was attached.
+///
+/// For `vswitchd` start-up only, before it opens its AF_XDP ports: a
+/// switch killed with SIGKILL leaves libxdp's `xsk_def_prog` attached with
+/// a reference count that never drops, so the program would outlive the
+/// next clean exit too. Never call it on an interface whose program another
+/// live socket (or another tool) uses.
+pub fn detach_xdp(ifindex: u32) -> io::Result<XdpLinkState> {
+    let st = xdp_link_state(ifindex)?;
+    let flags = match st.attach {
+        XdpAttach::Native => XDP_FLAGS_DRV_MODE,
+        XdpAttach::Skb => XDP_FLAGS_SKB_MODE,
+        XdpAttach::None => return Ok(st),
+        XdpAttach::Offload | XdpAttach::Multi => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("XDP attached in {} mode; not detaching", st.attach),
+            ))
+        }
+    };
+    let mut inner = attr(IFLA_XDP_FD, &(-1i32).to_ne_bytes());
+    inner.extend(attr(IFLA_XDP_FLAGS, &flags.to_ne_bytes()));
+    let xdp = attr(IFLA_XDP | NLA_F_NESTED, &inner);
+    request(&link_msg(
+        RTM_SETLINK,
+        NLM_F_REQUEST | NLM_F_ACK,
+        ifindex,
+        &xdp,
+    ))?;
+    Ok(st)
+}
+
+/// A netlink attribute (header, payload, padding to 4 bytes).
+fn attr(kind: u16, val: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(align4(4 + val.len()));
+    v.extend_from_slice(&((4 + val.len()) as u16).to_ne_bytes());
+    v.extend_from_slice(&kind.to_ne_bytes());
+    v.extend_from_slice(val);
+    v.resize(align4(v.len()), 0);
+    v
+}
+
+/// An rtnetlink link message (sequence number 1) for `ifindex`.
+fn link_msg(kind: u16, flags: u16, ifindex: u32, attrs: &[u8]) -> Vec<u8> {
+    let len = NLMSG_HDR + IFINFOMSG + attrs.len();
+    let mut m = vec![0u8; NLMSG_HDR + IFINFOMSG];
+    m[0..4].copy_from_slice(&(len as u32).to_ne_bytes());
+    m[4..6].copy_from_slice(&kind.to_ne_bytes());
+    m[6..8].copy_from_slice(&flags.to_ne_bytes());
+    m[8..12].copy_from_slice(&1u32.to_ne_bytes());
+    // ifinfomsg: family 0, type 0, index, flags 0, change 0.
+    m[NLMSG_HDR + 4..NLMSG_HDR + 8].copy_from_slice(&(ifindex as i32).to_ne_bytes());
+    m.extend_from_slice(attrs);
+    m
+}
+
+/// Sends one request on a fresh rtnetlink socket and waits for its answer.
+fn request(msg: &[u8]) -> io::Result<Reply> {
     let fd = socket::socket(
         AddressFamily::Netlink,
         SockType::Raw,
@@ -74,26 +154,18 @@ pub fn xdp_link_state(ifindex: u32) -> io::Result<XdpLinkState> {
         SockProtocol::NetlinkRoute,
     )?;
     socket::setsockopt(&fd, socket::sockopt::ReceiveTimeout, &TimeVal::new(2, 0))?;
-    let seq = 1u32;
-    let mut req = [0u8; NLMSG_HDR + IFINFOMSG];
-    req[0..4].copy_from_slice(&((NLMSG_HDR + IFINFOMSG) as u32).to_ne_bytes());
-    req[4..6].copy_from_slice(&RTM_GETLINK.to_ne_bytes());
-    req[6..8].copy_from_slice(&NLM_F_REQUEST.to_ne_bytes());
-    req[8..12].copy_from_slice(&seq.to_ne_bytes());
-    // ifinfomsg: family 0, type 0, index, flags 0, change 0.
-    req[NLMSG_HDR + 4..NLMSG_HDR + 8].copy_from_slice(&(ifindex as i32).to_ne_bytes());
-    socket::send(fd.as_raw_fd(), &req, MsgFlags::empty())?;
+    socket::send(fd.as_raw_fd(), msg, MsgFlags::empty())?;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = socket::recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty())?;
-        if let Some(r) = parse_reply(&buf[..n], seq) {
+        if let Some(r) = parse_reply(&buf[..n], 1) {
             return r;
         }
     }
 }
 
 /// Parses one datagram of replies; `None` when it held nothing for `seq`.
-fn parse_reply(mut b: &[u8], seq: u32) -> Option<io::Result<XdpLinkState>> {
+fn parse_reply(mut b: &[u8], seq: u32) -> Option<io::Result<Reply>> {
     while b.len() >= NLMSG_HDR {
         let len = u32::from_ne_bytes(b[0..4].try_into().ok()?) as usize;
         let kind = u16::from_ne_bytes(b[4..6].try_into().ok()?);
@@ -106,10 +178,14 @@ fn parse_reply(mut b: &[u8], seq: u32) -> Option<io::Result<XdpLinkState>> {
             match kind {
                 NLMSG_ERROR if body.len() >= 4 => {
                     let err = i32::from_ne_bytes(body[0..4].try_into().ok()?);
-                    return Some(Err(io::Error::from_raw_os_error(-err)));
+                    return Some(if err == 0 {
+                        Ok(Reply::Ack)
+                    } else {
+                        Err(io::Error::from_raw_os_error(-err))
+                    });
                 }
                 RTM_NEWLINK if body.len() >= IFINFOMSG => {
-                    return Some(Ok(parse_link(&body[IFINFOMSG..])));
+                    return Some(Ok(Reply::Link(parse_link(&body[IFINFOMSG..]))));
                 }
                 _ => {}
             }
@@ -215,25 +291,17 @@ pub fn ensure_bpffs() {
 mod tests {
     use super::*;
 
-    fn attr(kind: u16, val: &[u8]) -> Vec<u8> {
-        let mut v = Vec::new();
-        v.extend_from_slice(&((4 + val.len()) as u16).to_ne_bytes());
-        v.extend_from_slice(&kind.to_ne_bytes());
-        v.extend_from_slice(val);
-        while v.len() % 4 != 0 {
-            v.push(0);
-        }
-        v
+    fn newlink(seq: u32, attrs: &[u8]) -> Vec<u8> {
+        let mut m = link_msg(RTM_NEWLINK, 0, 3, attrs);
+        m[8..12].copy_from_slice(&seq.to_ne_bytes());
+        m
     }
 
-    fn newlink(seq: u32, attrs: &[u8]) -> Vec<u8> {
-        let len = NLMSG_HDR + IFINFOMSG + attrs.len();
-        let mut m = vec![0u8; NLMSG_HDR + IFINFOMSG];
-        m[0..4].copy_from_slice(&(len as u32).to_ne_bytes());
-        m[4..6].copy_from_slice(&RTM_NEWLINK.to_ne_bytes());
-        m[8..12].copy_from_slice(&seq.to_ne_bytes());
-        m.extend_from_slice(attrs);
-        m
+    fn link(r: Option<io::Result<Reply>>) -> XdpLinkState {
+        match r {
+            Some(Ok(Reply::Link(st))) => st,
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -242,7 +310,7 @@ mod tests {
         xdp.extend(attr(IFLA_XDP_PROG_ID, &42u32.to_ne_bytes()));
         let mut attrs = attr(3, b"vsw0\0");
         attrs.extend(attr(IFLA_XDP | 0x8000, &xdp));
-        let st = parse_reply(&newlink(7, &attrs), 7).unwrap().unwrap();
+        let st = link(parse_reply(&newlink(7, &attrs), 7));
         assert_eq!(
             st,
             XdpLinkState {
@@ -256,9 +324,7 @@ mod tests {
 
     #[test]
     fn no_xdp_attribute_means_none_and_errors_carry_errno() {
-        let st = parse_reply(&newlink(1, &attr(3, b"lo\0")), 1)
-            .unwrap()
-            .unwrap();
+        let st = link(parse_reply(&newlink(1, &attr(3, b"lo\0")), 1));
         assert_eq!(st.attach, XdpAttach::None);
         let mut err = vec![0u8; NLMSG_HDR + 4];
         err[0..4].copy_from_slice(&((NLMSG_HDR + 4) as u32).to_ne_bytes());
@@ -267,5 +333,7 @@ mod tests {
         err[16..20].copy_from_slice(&(-19i32).to_ne_bytes());
         let e = parse_reply(&err, 1).unwrap().unwrap_err();
         assert_eq!(e.raw_os_error(), Some(19));
+        err[16..20].copy_from_slice(&0i32.to_ne_bytes());
+        assert!(matches!(parse_reply(&err, 1), Some(Ok(Reply::Ack))));
     }
 }
