@@ -18,6 +18,7 @@ use super::{lookup, DropReason, Offsets, Pipeline, Snapshot, WorkerCtx, MISS};
 use crate::key::{field, FlowKey, VLAN_PRESENT};
 use crate::packet::checksum::{update16, update32};
 use crate::port::{Desc, PacketPool};
+use crate::tables::Learn;
 
 const ETH_IPV4: u64 = 0x0800;
 const ETH_IPV6: u64 = 0x86dd;
@@ -73,8 +74,8 @@ impl Exec<'_> {
         }
         if p.outputs == 0 {
             self.ctx.stats.count_drop(p.last_drop);
-            if let Some(s) = self.snap.slot_of.get(&p.in_port) {
-                self.ctx.stats.rx_dropped(*s);
+            if let Some(s) = self.snap.slot_of.get(p.in_port) {
+                self.ctx.stats.rx_dropped(s);
             }
         }
     }
@@ -143,8 +144,8 @@ impl Exec<'_> {
 
     #[inline]
     fn output_any(&mut self, p: &mut Pkt, port: u32, fin: bool) {
-        match self.snap.slot_of.get(&port) {
-            Some(slot) => self.emit(p, *slot, fin),
+        match self.snap.slot_of.get(port) {
+            Some(slot) => self.emit(p, slot, fin),
             None => p.last_drop = DropReason::NoSuchPort,
         }
     }
@@ -191,14 +192,26 @@ impl Exec<'_> {
             0
         };
         let src = p.key.mac(field::DL_SRC);
-        if src[0] & 1 == 0 {
-            self.pipe.fdb.learn(src, vlan, p.in_port, self.now);
+        if src[0] & 1 == 0 && self.ctx.l2.learned != Some((src, vlan, p.in_port)) {
+            let l = self.pipe.fdb.learn(src, vlan, p.in_port, self.now);
+            if matches!(l, Learn::New | Learn::Moved { .. }) {
+                self.ctx.l2.lookup = None;
+            }
+            self.ctx.l2.learned = Some((src, vlan, p.in_port));
         }
         let dst = p.key.mac(field::DL_DST);
         if dst[0] & 1 == 1 {
             return self.flood(p, fin);
         }
-        match self.pipe.fdb.lookup(dst, vlan, self.now) {
+        let port = match self.ctx.l2.lookup {
+            Some((m, v, port)) if m == dst && v == vlan => port,
+            _ => {
+                let port = self.pipe.fdb.lookup(dst, vlan, self.now);
+                self.ctx.l2.lookup = Some((dst, vlan, port));
+                port
+            }
+        };
+        match port {
             Some(port) if port == p.in_port => p.last_drop = DropReason::OutputToInPort,
             Some(port) => self.output_any(p, port, fin),
             None => self.flood(p, fin),

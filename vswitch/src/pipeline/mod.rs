@@ -129,9 +129,63 @@ pub struct Snapshot {
     /// OpenFlow port numbers in ascending order (for flood/all).
     pub ports: Vec<u32>,
     /// OpenFlow port number to the worker's tx slot.
-    pub slot_of: HashMap<u32, u16>,
+    pub slot_of: PortMap,
     /// The port `local` outputs to, if any.
     pub local_port: Option<u32>,
+}
+
+/// OpenFlow port number → port slot: an array for the small numbers pods
+/// get (one load per output), a hash map for the rest (`LOCAL`, tunnels).
+#[derive(Debug, Clone)]
+pub struct PortMap {
+    direct: Box<[u16]>,
+    other: HashMap<u32, u16>,
+}
+
+/// Port numbers below this are looked up in an array.
+const DIRECT_PORTS: usize = 4096;
+const NO_SLOT: u16 = u16::MAX;
+
+impl Default for PortMap {
+    fn default() -> Self {
+        PortMap {
+            direct: vec![NO_SLOT; DIRECT_PORTS].into_boxed_slice(),
+            other: HashMap::new(),
+        }
+    }
+}
+
+impl PortMap {
+    /// The slot of `port`, if attached.
+    #[inline(always)]
+    pub fn get(&self, port: u32) -> Option<u16> {
+        match self.direct.get(port as usize) {
+            Some(&NO_SLOT) => None,
+            Some(&s) => Some(s),
+            None => self.other.get(&port).copied(),
+        }
+    }
+
+    /// True if `port` is attached.
+    #[inline]
+    pub fn contains(&self, port: u32) -> bool {
+        self.get(port).is_some()
+    }
+}
+
+impl FromIterator<(u32, u16)> for PortMap {
+    fn from_iter<I: IntoIterator<Item = (u32, u16)>>(it: I) -> Self {
+        let mut m = PortMap::default();
+        for (port, slot) in it {
+            match m.direct.get_mut(port as usize) {
+                Some(d) => *d = slot,
+                None => {
+                    m.other.insert(port, slot);
+                }
+            }
+        }
+        m
+    }
 }
 
 impl Snapshot {
@@ -164,8 +218,22 @@ pub struct WorkerCtx {
     hit: [u32; BATCH],
     tx: Vec<Vec<Desc>>,
     pending: Vec<u16>,
+    l2: L2Cache,
     /// This worker's counters.
     pub stats: Arc<WorkerStats>,
+}
+
+/// VPP-style one-entry caches in front of the FDB for the `normal` action,
+/// valid for one batch: consecutive packets of a burst usually share their
+/// source (already learned: skip the learn) and destination (reuse the
+/// lookup). Cleared at every batch, and the lookup entry also whenever a
+/// learn changes the table, so an answer is never older than the batch.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct L2Cache {
+    /// `(mac, vlan, port)` learned in this batch.
+    pub learned: Option<([u8; 6], u16, u32)>,
+    /// `(mac, vlan) -> port` looked up in this batch.
+    pub lookup: Option<([u8; 6], u16, Option<u32>)>,
 }
 
 /// The classifier result "no flow".
@@ -228,6 +296,7 @@ impl Pipeline {
                 .map(|_| Vec::with_capacity(BATCH * 2))
                 .collect(),
             pending: Vec::with_capacity(MAX_PORT_SLOTS),
+            l2: L2Cache::default(),
             stats: Arc::clone(&self.workers[id]),
         }
     }
@@ -260,9 +329,10 @@ impl Pipeline {
     /// nanoseconds (FDB aging, flow last-used).
     pub fn process(&self, ctx: &mut WorkerCtx, pool: &mut PacketPool, batch: &mut Batch, now: u64) {
         let snap = self.snap.load();
+        ctx.l2 = L2Cache::default();
         let n = batch.len();
         let in_port = batch.in_port;
-        let in_slot = snap.slot_of.get(&in_port).copied();
+        let in_slot = snap.slot_of.get(in_port);
 
         // Stage 1: parse.
         let mut bytes = 0u64;

@@ -271,7 +271,7 @@ impl Tracer<'_> {
     }
 
     fn output(&mut self, depth: u8, port: u32) {
-        if self.snap.slot_of.contains_key(&port) {
+        if self.snap.slot_of.contains(port) {
             let mut s = String::new();
             let _ = write!(s, "output:{}", control::PortNo(port));
             self.say(depth, s.clone());
