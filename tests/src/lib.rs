@@ -416,12 +416,19 @@ impl Node {
     /// A node in namespace `name` with pod subnet `10.244.<octet>.0/24` and
     /// `extra` TOML appended to the config.
     pub fn start(name: &str, octet: u8, extra: &str) -> Node {
-        let ns = Netns::new(name);
+        Node::start_in(Netns::new(name), octet, "", extra)
+    }
+
+    /// A node in an existing namespace `ns`; `node_keys` are extra keys of
+    /// the `[node]` table (uplink, vtep_ip, ...), `extra` is appended TOML
+    /// (e.g. `[[remote_nodes]]`).
+    pub fn start_in(ns: Netns, octet: u8, node_keys: &str, extra: &str) -> Node {
+        let name = ns.name.clone();
         let subnet = format!("10.244.{octet}.0/24");
         let gateway = format!("10.244.{octet}.1");
         let config = format!(
             "[node]\nname = \"{name}\"\npod_cidr = \"{subnet}\"\ngateway_ip = \"{gateway}\"\n\
-             host_port = \"vsw0\"\n\n[control]\nsocket = \"{{socket}}\"\nstate_dir = \"{{state}}\"\n{extra}"
+             host_port = \"vsw0\"\n{node_keys}\n\n[control]\nsocket = \"{{socket}}\"\nstate_dir = \"{{state}}\"\n{extra}"
         );
         let vswitchd = Vswitchd::start(&ns, &config);
         let ipam_dir = vswitchd.dir().join("ipam");
