@@ -229,6 +229,22 @@ impl Daemon {
             .unwrap_or(&self.config.datapath.backend)
             .parse()
             .map_err(|e| anyhow!("{e}"))?;
+        self.attach_with(iface, ofport, || {
+            if backend != Backend::Afpacket {
+                clear_stale_xdp(iface);
+            }
+            Ok(open_port(iface, 0, backend)?)
+        })
+    }
+
+    /// Attaches the port `open` returns as `iface` (OpenFlow number `ofport`
+    /// or the lowest free one) to the least loaded worker.
+    pub fn attach_with(
+        &self,
+        iface: &str,
+        ofport: Option<u32>,
+        open: impl FnOnce() -> anyhow::Result<Box<dyn Port>>,
+    ) -> anyhow::Result<u32> {
         let mut ports = self.ports.lock();
         if ports.values().any(|p| p.name == iface) {
             bail!("port {iface} already exists");
@@ -241,10 +257,7 @@ impl Daemon {
                 .find(|p| !ports.contains_key(p))
                 .expect("a free number"),
         };
-        if backend != Backend::Afpacket {
-            clear_stale_xdp(iface);
-        }
-        let port: Box<dyn Port> = open_port(iface, 0, backend)?;
+        let port = open()?;
         let backend_name = port.backend().to_string();
         let detail = port.detail();
         let slot = self.pipeline.add_port(ofport)?;
@@ -255,19 +268,17 @@ impl Daemon {
         }
         let worker = (0..workers.len()).min_by_key(|w| load[*w]).unwrap_or(0);
         let (done_tx, done_rx) = bounded(1);
-        workers[worker]
-            .cmds
-            .send(WorkerCmd::Attach {
-                slot,
-                ofport,
-                port,
-                done: done_tx,
-            })
-            .map_err(|_| anyhow!("worker {worker} is gone"))?;
+        let sent = workers[worker].cmds.send(WorkerCmd::Attach {
+            slot,
+            ofport,
+            port,
+            done: done_tx,
+        });
         self.handoff.inboxes[worker].bell.ring();
-        done_rx
-            .recv_timeout(Duration::from_secs(5))
-            .map_err(|_| anyhow!("worker {worker} did not attach {iface}"))?;
+        if sent.is_err() || done_rx.recv_timeout(Duration::from_secs(5)).is_err() {
+            let _ = self.pipeline.del_port(ofport);
+            bail!("worker {worker} did not attach {iface}");
+        }
         ports.insert(
             ofport,
             PortRecord {
