@@ -5,6 +5,8 @@
 //! exactly.
 #![forbid(unsafe_code)]
 
+pub mod pktgen;
+
 use std::sync::Arc;
 
 use etherparse::PacketBuilder;

@@ -125,6 +125,28 @@ pub enum Request {
         /// Host-side veth name.
         iface: String,
     },
+    /// Add a remote node of the overlay, or replace the one of that name:
+    /// its pod CIDR is routed through the VXLAN tunnel to its VTEP
+    /// (`control::model`). Refused when the CIDR overlaps another node's or
+    /// the VTEP IP is another node's.
+    AddNode {
+        /// Kubernetes node name.
+        name: String,
+        /// Its pod CIDR (`10.244.2.0/24`).
+        pod_cidr: String,
+        /// Its underlay (VTEP) IPv4 address.
+        vtep_ip: String,
+        /// The inner destination MAC it expects; derived from `vtep_ip` when absent.
+        #[serde(default)]
+        vtep_mac: Option<String>,
+    },
+    /// Remove a remote node; succeeds if it is not known (replies `count` 1 or 0).
+    DelNode {
+        /// Kubernetes node name.
+        name: String,
+    },
+    /// List the remote nodes.
+    DumpNodes {},
 }
 
 /// A reply with its protocol version.
@@ -211,6 +233,11 @@ pub enum Reply {
         /// The final verdict (`output:2`, `drop (no-match)`, ...).
         verdict: String,
     },
+    /// `dump-nodes`.
+    Nodes {
+        /// The remote nodes, by name.
+        nodes: Vec<NodeRow>,
+    },
 }
 
 /// `show`: the switch and its ports.
@@ -222,6 +249,27 @@ pub struct ShowReply {
     pub workers: u32,
     /// Attached ports, by OpenFlow number.
     pub ports: Vec<PortInfo>,
+    /// This node's VTEP MAC (inner MAC of the overlay), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtep_mac: Option<String>,
+    /// The VXLAN port, when the node has an overlay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<TunnelInfo>,
+}
+
+/// The VXLAN port in `show`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TunnelInfo {
+    /// Its OpenFlow number.
+    pub ofport: u32,
+    /// VXLAN network identifier.
+    pub vni: u32,
+    /// Our VTEP address.
+    pub local_ip: String,
+    /// The uplink interface.
+    pub uplink: String,
+    /// Remote VTEPs and their resolved underlay next-hop MACs.
+    pub remotes: Vec<NodeRow>,
 }
 
 /// One port in `show`.
@@ -302,6 +350,24 @@ pub struct FdbRow {
     pub age_s: u64,
 }
 
+/// One remote node in `dump-nodes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRow {
+    /// Kubernetes node name.
+    pub name: String,
+    /// Its pod CIDR.
+    pub pod_cidr: String,
+    /// Its underlay (VTEP) address.
+    pub vtep_ip: String,
+    /// The inner destination MAC of frames sent to it: configured, or
+    /// derived from `vtep_ip` (`control::model::default_vtep_mac`).
+    pub vtep_mac: String,
+    /// The underlay MAC its encapsulated frames go to (its own, or the
+    /// underlay gateway's), once the daemon has resolved it.
+    #[serde(default)]
+    pub next_hop_mac: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,6 +403,65 @@ mod tests {
             r#"{"version":1,"request":{"cmd":"show","x":1}}"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn node_requests_round_trip() {
+        let cases = [
+            (
+                Request::AddNode {
+                    name: "node-b".into(),
+                    pod_cidr: "10.244.2.0/24".into(),
+                    vtep_ip: "198.18.0.2".into(),
+                    vtep_mac: Some("aa:bb:cc:00:00:02".into()),
+                },
+                r#"{"cmd":"add-node","name":"node-b","pod_cidr":"10.244.2.0/24","vtep_ip":"198.18.0.2","vtep_mac":"aa:bb:cc:00:00:02"}"#,
+            ),
+            (
+                Request::DelNode {
+                    name: "node-b".into(),
+                },
+                r#"{"cmd":"del-node","name":"node-b"}"#,
+            ),
+            (Request::DumpNodes {}, r#"{"cmd":"dump-nodes"}"#),
+        ];
+        for (req, json) in cases {
+            assert_eq!(serde_json::to_string(&req).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Request>(json).unwrap(), req);
+        }
+        // vtep_mac may be left out; unknown and missing fields are refused.
+        let r: Request = serde_json::from_str(
+            r#"{"cmd":"add-node","name":"n","pod_cidr":"10.244.2.0/24","vtep_ip":"198.18.0.2"}"#,
+        )
+        .unwrap();
+        assert!(matches!(r, Request::AddNode { vtep_mac: None, .. }));
+        for bad in [
+            r#"{"cmd":"dump-nodes","all":true}"#,
+            r#"{"cmd":"del-node"}"#,
+            r#"{"cmd":"del-node","name":"n","force":true}"#,
+            r#"{"cmd":"add-node","name":"n","pod_cidr":"10.244.2.0/24"}"#,
+        ] {
+            assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn nodes_reply_round_trips() {
+        let r = ReplyEnvelope::ok(Reply::Nodes {
+            nodes: vec![NodeRow {
+                name: "node-b".into(),
+                pod_cidr: "10.244.2.0/24".into(),
+                vtep_ip: "198.18.0.2".into(),
+                vtep_mac: "02:56:c6:12:00:02".into(),
+                next_hop_mac: None,
+            }],
+        });
+        let s = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            s,
+            r#"{"version":1,"ok":true,"reply":{"kind":"nodes","nodes":[{"name":"node-b","pod_cidr":"10.244.2.0/24","vtep_ip":"198.18.0.2","vtep_mac":"02:56:c6:12:00:02","next_hop_mac":null}]}}"#
+        );
+        assert_eq!(serde_json::from_str::<ReplyEnvelope>(&s).unwrap(), r);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod api;
 pub mod client;
 pub mod cni;
 pub mod flow;
+pub mod model;
 pub mod types;
 
 pub use types::{MacAddr, PortNo};

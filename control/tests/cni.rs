@@ -102,6 +102,8 @@ impl FakeDaemon {
                                 node: "fake".into(),
                                 workers: 1,
                                 ports: Vec::new(),
+                                vtep_mac: None,
+                                tunnel: None,
                             }),
                             _ => Reply::Done,
                         };

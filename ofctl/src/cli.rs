@@ -14,8 +14,10 @@ use anyhow::{anyhow, bail, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use control::api::{Request, DEFAULT_SOCKET};
 use control::flow::{parse_filter, parse_flow, parse_flows, parse_group, MAX_GROUP};
+use control::model::{check_node_name, RemoteNode};
 
-/// Talk to vswitchd: ports, flows, groups, counters, MAC table, traces.
+/// Talk to vswitchd: ports, flows, groups, counters, MAC table, traces,
+/// remote nodes of the overlay.
 ///
 /// Flow, match and group texts use the `ovs-ofctl` syntax.
 #[derive(Debug, Parser)]
@@ -121,6 +123,28 @@ pub enum Command {
         #[arg(value_name = "FLOWSPEC")]
         flow: String,
     },
+    /// Route a remote node's pod CIDR through the VXLAN tunnel to its VTEP
+    /// (replaces the node of that name).
+    AddNode {
+        /// Kubernetes node name, e.g. "node-b".
+        name: String,
+        /// The node's pod CIDR, e.g. "10.244.2.0/24".
+        #[arg(value_name = "POD_CIDR")]
+        pod_cidr: String,
+        /// The node's underlay (VTEP) IPv4 address, e.g. "198.18.0.2".
+        #[arg(value_name = "VTEP_IP")]
+        vtep_ip: String,
+        /// The inner destination MAC the node expects (default: derived from VTEP_IP).
+        #[arg(value_name = "VTEP_MAC")]
+        vtep_mac: Option<String>,
+    },
+    /// Remove a remote node (nothing happens if it is not known).
+    DelNode {
+        /// Kubernetes node name.
+        name: String,
+    },
+    /// Print the remote nodes: pod CIDR, VTEP IP and MAC, underlay next hop.
+    DumpNodes,
 }
 
 /// Port backends `add-port --type` takes.
@@ -202,6 +226,26 @@ impl Command {
                 parse_filter(flow)?;
                 Request::Trace { flow: flow.clone() }
             }
+            Command::AddNode {
+                name,
+                pod_cidr,
+                vtep_ip,
+                vtep_mac,
+            } => {
+                // Checked here as the daemon checks it; sent in canonical form.
+                let r = RemoteNode::parse(name, pod_cidr, vtep_ip, vtep_mac.as_deref())?;
+                Request::AddNode {
+                    name: name.clone(),
+                    pod_cidr: r.pod_cidr.to_string(),
+                    vtep_ip: r.vtep_ip.to_string(),
+                    vtep_mac: r.vtep_mac.map(|m| m.to_string()),
+                }
+            }
+            Command::DelNode { name } => {
+                check_node_name(name)?;
+                Request::DelNode { name: name.clone() }
+            }
+            Command::DumpNodes => Request::DumpNodes {},
         })
     }
 }

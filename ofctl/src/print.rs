@@ -9,13 +9,16 @@
 //!   then the datapath's drop counters by reason, which OVS has no place for.
 //! - `fdb-show` follows `ovs-appctl fdb/show`; `trace` ends like
 //!   `ofproto/trace` with `Datapath actions:`.
+//! - `dump-nodes` (no OVS counterpart) is a table with a header line, like
+//!   `kubectl get nodes`: columns as wide as their widest cell, `-` for an
+//!   unresolved next hop.
 //!
 //! Commands that change state print nothing on success, as OVS's do.
 //! Everything returns a `String`; nothing here does I/O.
 
 use std::fmt::Write;
 
-use control::api::{FdbRow, FlowEntry, PortCounters, Reply, ShowReply};
+use control::api::{FdbRow, FlowEntry, NodeRow, PortCounters, Reply, ShowReply};
 use control::PortNo;
 
 use crate::cli::Command;
@@ -34,12 +37,14 @@ pub fn human(cmd: &Command, reply: &Reply) -> Result<String, String> {
         (Command::Trace { flow }, Reply::Trace { lines, verdict }) => {
             return Ok(trace(flow, lines, verdict))
         }
+        (Command::DumpNodes, Reply::Nodes { nodes: rows }) => return Ok(nodes(rows)),
         (Command::Show, _) => "show",
         (Command::DumpFlows { .. }, _) => "flows",
         (Command::DumpGroups, _) => "groups",
         (Command::DumpPorts { .. }, _) => "ports",
         (Command::FdbShow, _) => "fdb",
         (Command::Trace { .. }, _) => "trace",
+        (Command::DumpNodes, _) => "nodes",
         // Changes: quiet on success, whatever the daemon counted.
         _ => return Ok(String::new()),
     };
@@ -92,6 +97,28 @@ fn show(s: &ShowReply) -> String {
         out.push('\n');
         let state = if p.link_up { "LINK_UP" } else { "LINK_DOWN" };
         let _ = writeln!(out, "     state:   {state}");
+    }
+    if let Some(t) = &s.tunnel {
+        let _ = writeln!(
+            out,
+            " {}(vxlan): vni {}, local {} via {}, vtep_mac {}",
+            t.ofport,
+            t.vni,
+            t.local_ip,
+            t.uplink,
+            s.vtep_mac.as_deref().unwrap_or("-")
+        );
+        for r in &t.remotes {
+            let _ = writeln!(
+                out,
+                "     remote {}: {} vtep {} mac {} next-hop {}",
+                r.name,
+                r.pod_cidr,
+                r.vtep_ip,
+                r.vtep_mac,
+                r.next_hop_mac.as_deref().unwrap_or("unresolved")
+            );
+        }
     }
     out
 }
@@ -163,5 +190,41 @@ fn trace(flow: &str, lines: &[String], verdict: &str) -> String {
         out.push('\n');
     }
     let _ = writeln!(out, "Datapath actions: {verdict}");
+    out
+}
+
+fn nodes(rows: &[NodeRow]) -> String {
+    let header = ["NAME", "POD_CIDR", "VTEP_IP", "VTEP_MAC", "NEXT_HOP_MAC"];
+    let cells: Vec<[&str; 5]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.as_str(),
+                r.pod_cidr.as_str(),
+                r.vtep_ip.as_str(),
+                r.vtep_mac.as_str(),
+                r.next_hop_mac.as_deref().unwrap_or("-"),
+            ]
+        })
+        .collect();
+    let mut width = header.map(str::len);
+    for row in &cells {
+        for (w, c) in width.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&cells) {
+        let mut line = String::new();
+        for (i, c) in row.iter().enumerate() {
+            if i + 1 < row.len() {
+                let _ = write!(line, "{c:<w$}  ", w = width[i]);
+            } else {
+                line.push_str(c);
+            }
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
     out
 }

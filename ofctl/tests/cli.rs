@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use control::api::{FdbRow, FlowEntry, PortCounters, PortInfo, Reply, ReplyEnvelope, ShowReply};
+use control::api::{
+    FdbRow, FlowEntry, NodeRow, PortCounters, PortInfo, Reply, ReplyEnvelope, ShowReply,
+};
 use serde_json::{json, Value};
 
 /// A fresh temporary directory, removed when dropped.
@@ -273,6 +275,28 @@ fn each_command_sends_its_request() {
             vec!["trace", "in_port=1,tcp,nw_dst=10.244.1.5,tp_dst=80"],
             json!({"cmd": "trace", "flow": "in_port=1,tcp,nw_dst=10.244.1.5,tp_dst=80"}),
         ),
+        (
+            vec!["add-node", "node-b", "10.244.2.0/24", "198.18.0.2"],
+            json!({"cmd": "add-node", "name": "node-b", "pod_cidr": "10.244.2.0/24",
+                   "vtep_ip": "198.18.0.2", "vtep_mac": null}),
+        ),
+        (
+            // The MAC is sent in canonical (lowercase) form.
+            vec![
+                "add-node",
+                "node-b",
+                "10.244.2.0/24",
+                "198.18.0.2",
+                "AA:BB:CC:00:00:02",
+            ],
+            json!({"cmd": "add-node", "name": "node-b", "pod_cidr": "10.244.2.0/24",
+                   "vtep_ip": "198.18.0.2", "vtep_mac": "aa:bb:cc:00:00:02"}),
+        ),
+        (
+            vec!["del-node", "node-b"],
+            json!({"cmd": "del-node", "name": "node-b"}),
+        ),
+        (vec!["dump-nodes"], json!({"cmd": "dump-nodes"})),
     ];
     for (args, want) in cases {
         // --json so that any reply prints: this test is about requests.
@@ -372,6 +396,8 @@ fn show_prints_ovs_style_port_blocks() {
                 detail: String::new(),
             },
         ],
+        vtep_mac: None,
+        tunnel: None,
     }));
     assert_eq!(
         d.run(&["show"]).ok(),
@@ -526,6 +552,107 @@ fn trace_prints_steps_then_datapath_actions() {
     );
 }
 
+fn node_row(name: &str, third: u8, vtep_mac: &str, next_hop: Option<&str>) -> NodeRow {
+    NodeRow {
+        name: name.into(),
+        pod_cidr: format!("10.244.{third}.0/24"),
+        vtep_ip: format!("198.18.0.{third}"),
+        vtep_mac: vtep_mac.into(),
+        next_hop_mac: next_hop.map(str::to_string),
+    }
+}
+
+#[test]
+fn dump_nodes_prints_a_table() {
+    let reply = Reply::Nodes {
+        nodes: vec![
+            node_row("node-b", 2, "aa:bb:cc:00:00:02", Some("52:54:00:00:00:02")),
+            node_row("node-cc", 13, "02:56:c6:12:00:0d", None),
+        ],
+    };
+    let d = FakeDaemon::replying(reply.clone());
+    assert_eq!(
+        d.run(&["dump-nodes"]).ok(),
+        "NAME     POD_CIDR        VTEP_IP      VTEP_MAC           NEXT_HOP_MAC\n\
+         node-b   10.244.2.0/24   198.18.0.2   aa:bb:cc:00:00:02  52:54:00:00:00:02\n\
+         node-cc  10.244.13.0/24  198.18.0.13  02:56:c6:12:00:0d  -\n"
+    );
+    let doc: Value = serde_json::from_str(d.run(&["dump-nodes", "--json"]).ok()).unwrap();
+    assert_eq!(doc, serde_json::to_value(&reply).unwrap());
+    assert_eq!(doc["nodes"][1]["next_hop_mac"], Value::Null);
+
+    let d = FakeDaemon::replying(Reply::Nodes { nodes: vec![] });
+    assert_eq!(
+        d.run(&["dump-nodes"]).ok(),
+        "NAME  POD_CIDR  VTEP_IP  VTEP_MAC  NEXT_HOP_MAC\n"
+    );
+
+    let d = FakeDaemon::replying(Reply::Done);
+    assert_eq!(
+        d.run(&["dump-nodes"]).failed(1),
+        "unexpected reply from vswitchd: wanted \"nodes\", got \"done\""
+    );
+}
+
+#[test]
+fn bad_node_arguments_are_reported_without_contacting_the_daemon() {
+    let d = FakeDaemon::replying(Reply::Done);
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &["add-node", "node-b", "10.244.2.0", "198.18.0.2"],
+            "invalid CIDR \"10.244.2.0\": expected ADDRESS/LENGTH like 10.244.2.0/24",
+        ),
+        (
+            &["add-node", "node-b", "10.244.2.5/24", "198.18.0.2"],
+            "invalid CIDR \"10.244.2.5/24\": host bits are set (the network is 10.244.2.0/24)",
+        ),
+        (
+            &["add-node", "node-b", "10.244.2.0/40", "198.18.0.2"],
+            "invalid CIDR \"10.244.2.0/40\": the prefix length must be 0-32",
+        ),
+        (
+            &["add-node", "node-b", "10.244.2.0/24", "198.18.0.300"],
+            "invalid VTEP IP \"198.18.0.300\": expected an IPv4 address like 198.18.0.2",
+        ),
+        (
+            &[
+                "add-node",
+                "node-b",
+                "10.244.2.0/24",
+                "198.18.0.2",
+                "aa:bb:cc",
+            ],
+            "invalid VTEP MAC \"aa:bb:cc\": expected a MAC address like aa:bb:cc:00:00:02",
+        ),
+        (
+            &[
+                "add-node",
+                "node-b",
+                "10.244.2.0/24",
+                "198.18.0.2",
+                "ff:ff:ff:ff:ff:ff",
+            ],
+            "remote node node-b: VTEP MAC ff:ff:ff:ff:ff:ff is not a unicast MAC",
+        ),
+        (
+            &["add-node", "node-b", "10.244.2.0/24", "0.0.0.0"],
+            "remote node node-b: VTEP IP 0.0.0.0 is not a unicast address",
+        ),
+        (
+            &["add-node", "Node_B", "10.244.2.0/24", "198.18.0.2"],
+            "invalid node name \"Node_B\": only lowercase letters, digits, '-' and '.' are allowed",
+        ),
+        (
+            &["del-node", "node-b."],
+            "invalid node name \"node-b.\": must start and end with a letter or digit",
+        ),
+    ];
+    for (args, want) in cases {
+        assert_eq!(d.run(args).failed(1), want, "ofctl {args:?}");
+    }
+    assert!(!d.contacted());
+}
+
 #[test]
 fn changes_print_nothing_on_success() {
     let d = FakeDaemon::replying(Reply::Count { count: 1 });
@@ -535,6 +662,13 @@ fn changes_print_nothing_on_success() {
     assert_eq!(d.run(&["add-port", "vsw4"]).ok(), "");
     let d = FakeDaemon::replying(Reply::Done);
     assert_eq!(d.run(&["del-port", "vsw4"]).ok(), "");
+    assert_eq!(
+        d.run(&["add-node", "node-b", "10.244.2.0/24", "198.18.0.2"])
+            .ok(),
+        ""
+    );
+    let d = FakeDaemon::replying(Reply::Count { count: 0 });
+    assert_eq!(d.run(&["del-node", "node-b"]).ok(), "");
 }
 
 #[test]
@@ -675,6 +809,17 @@ fn usage_errors_are_one_line_with_status_2() {
         &["add-port", "vsw1", "--ofport", "0"],
         &["show", "extra"],
         &["--bogus", "show"],
+        &["add-node", "node-b", "10.244.2.0/24"],
+        &[
+            "add-node",
+            "n",
+            "10.244.2.0/24",
+            "198.18.0.2",
+            "aa:bb:cc:00:00:02",
+            "x",
+        ],
+        &["del-node"],
+        &["dump-nodes", "node-b"],
     ] {
         let r = d.run(args);
         let msg = r.failed(2);

@@ -223,7 +223,10 @@ impl Vswitchd {
             .spawn()
             .expect("start vswitchd");
         self.child = Some(child);
-        let ready = wait_for(Duration::from_secs(20), || self.ofctl_ok(&["show"]));
+        let ready = wait_for(Duration::from_secs(20), || {
+            let exited = matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(Some(_))));
+            exited || self.ofctl_ok(&["show"])
+        }) && self.ofctl_ok(&["show"]);
         if !ready {
             panic!("vswitchd did not become ready; log:\n{}", self.log_text());
         }

@@ -57,12 +57,12 @@ fn pods_on_two_nodes_talk_through_vxlan() {
         return;
     }
     let _g = serial();
-    let (na, nb) = (Netns::new(&tag("oA")), Netns::new(&tag("oB")));
-    let ul = Underlay::new(&tag("oU"), 7, &[&na, &nb]);
+    let (na, nb) = (Netns::new(&tag("oa")), Netns::new(&tag("ob")));
+    let ul = Underlay::new(&tag("ou"), 7, &[&na, &nb]);
     let a = overlay_node(na, 21, 7, 1, 2, 22, None);
     let b = overlay_node(nb, 22, 7, 2, 1, 21, None);
-    let pa = a.pod(&tag("oPa"));
-    let pb = b.pod(&tag("oPb"));
+    let pa = a.pod(&tag("opa"));
+    let pb = b.pod(&tag("opb"));
 
     // A capture on the underlay bridge sees VXLAN with our VNI.
     let cap = ul.ns.spawn("timeout 8 tcpdump -l -n -i br0 -c 4 udp port 4789");
@@ -97,11 +97,11 @@ fn interop_with_a_linux_vxlan_node() {
         return;
     }
     let _g = serial();
-    let (na, nl) = (Netns::new(&tag("iA")), Netns::new(&tag("iL")));
-    let _ul = Underlay::new(&tag("iU"), 8, &[&na, &nl]);
+    let (na, nl) = (Netns::new(&tag("ia")), Netns::new(&tag("il")));
+    let _ul = Underlay::new(&tag("iu"), 8, &[&na, &nl]);
     // The Linux node, flannel-style: vxlan device, a bridge with a pod.
     let linux_mac = "02:aa:00:00:00:02";
-    let pod = Netns::new(&tag("iPl"));
+    let pod = Netns::new(&tag("ipl"));
     nl.exec(&format!(
         "sysctl -qw net.ipv4.ip_forward=1 && \
          ip link add vx0 type vxlan id 42 local 198.18.8.2 dstport 4789 nolearning dev ul0 && \
@@ -132,7 +132,7 @@ fn interop_with_a_linux_vxlan_node() {
          ip neigh replace 10.244.31.0 lladdr {our_mac} dev vx0 nud permanent && \
          bridge fdb append {our_mac} dev vx0 dst 198.18.8.1"
     ));
-    let pa = a.pod(&tag("iPa"));
+    let pa = a.pod(&tag("ipa"));
     assert!(
         wait_for(Duration::from_secs(10), || ping(&pa.ns, "10.244.32.5")),
         "our pod -> Linux pod\n{}",

@@ -4,11 +4,17 @@
 //! is a [`Switch`] whose ports are all [`MemPort`]s, a fake clock, and
 //! helpers that send one frame and return exactly what every port
 //! transmitted. Used by the unit tests, the benches and the in-memory demo.
+//!
+//! Overlay scenarios: [`Scenario::with_tunnel`] adds an uplink port
+//! ([`UPLINK`]) and a VXLAN tunnel; two such scenarios are two nodes, and
+//! [`Scenario::wire_in`] carries what one sent on its uplink into the
+//! other's, as the underlay would.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use crate::pipeline::{DropReason, Pipeline};
+use crate::pipeline::{DropReason, Pipeline, TunnelConfig};
 use crate::port::mem::{MemLink, MemPort};
 use crate::switch::Switch;
 use crate::tables::Fdb;
@@ -49,6 +55,9 @@ impl Outcome {
     }
 }
 
+/// OpenFlow number of the uplink port of [`Scenario::with_tunnel`].
+pub const UPLINK: u32 = 64999;
+
 /// A switch with in-memory ports and a fake clock.
 #[derive(Debug)]
 pub struct Scenario {
@@ -79,6 +88,33 @@ impl Scenario {
             links,
             now: 1_000_000_000,
         }
+    }
+
+    /// A switch with ports `ports`, an uplink port [`UPLINK`] and the VXLAN
+    /// `tunnel` over it (its `uplink_ofport` is set to [`UPLINK`]), whose
+    /// neighbour map is `neighbors`.
+    pub fn with_tunnel(
+        ports: &[u32],
+        mut tunnel: TunnelConfig,
+        neighbors: &[(Ipv4Addr, [u8; 6])],
+    ) -> Scenario {
+        let mut all = ports.to_vec();
+        all.push(UPLINK);
+        let s = Scenario::new(&all);
+        tunnel.uplink_ofport = UPLINK;
+        s.pipeline().set_tunnel(Some(tunnel)).expect("valid tunnel");
+        s.pipeline()
+            .set_neighbors(neighbors.iter().copied().collect::<HashMap<_, _>>());
+        s
+    }
+
+    /// The underlay between two nodes: injects every frame `from` shows on
+    /// [`UPLINK`] into this switch's uplink, runs it, returns what left.
+    pub fn wire_in(&mut self, from: &Outcome) -> Outcome {
+        for f in from.out.get(&UPLINK).into_iter().flatten() {
+            self.links[&UPLINK].inject(f);
+        }
+        self.step()
     }
 
     /// The pipeline.

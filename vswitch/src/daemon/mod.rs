@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod host;
+pub mod overlay;
 pub mod server;
 pub mod worker;
 
@@ -57,6 +58,8 @@ struct PortRecord {
 struct Pod {
     iface: String,
     ofport: u32,
+    mac: control::MacAddr,
+    ip: std::net::Ipv4Addr,
 }
 
 struct WorkerHandle {
@@ -77,6 +80,8 @@ pub struct Daemon {
     stop: Arc<AtomicBool>,
     start: Instant,
     host: Mutex<Option<host::HostPort>>,
+    /// The overlay, when the node has a VTEP and an uplink.
+    pub overlay: Option<overlay::Overlay>,
 }
 
 impl std::fmt::Debug for Daemon {
@@ -97,9 +102,25 @@ impl Daemon {
             ..FdbConfig::default()
         });
         let pipeline = Arc::new(Pipeline::new(d.workers, fdb));
-        pipeline
-            .add_flows(parse_flows("priority=0 actions=normal")?)
-            .map_err(|e| anyhow!("default flow: {e}"))?;
+        let n = &config.node;
+        let hp = host::HostPort::create(
+            &n.host_port,
+            n.gateway_ip,
+            config.pod_cidr().len,
+            n.underlay_mtu - 50,
+        )?;
+        let overlay = if n.vtep_ip.is_some() || n.uplink.is_some() {
+            let gw_mac: control::MacAddr = host::read_sys(hp.host_side(), "address")
+                .ok_or_else(|| anyhow!("cannot read the MAC of {}", hp.host_side()))?
+                .parse()?;
+            Some(overlay::Overlay::new(&config, gw_mac)?)
+        } else {
+            // No overlay: a learning switch for the node's pods and host.
+            pipeline
+                .add_flows(parse_flows("priority=0 actions=normal")?)
+                .map_err(|e| anyhow!("default flow: {e}"))?;
+            None
+        };
         let handoff = Handoff::new(d.workers).context("creating worker inboxes")?;
         let stop = Arc::new(AtomicBool::new(false));
         let start = Instant::now();
@@ -134,7 +155,8 @@ impl Daemon {
             pods: Mutex::new(BTreeMap::new()),
             stop,
             start,
-            host: Mutex::new(None),
+            host: Mutex::new(Some(hp)),
+            overlay,
         });
         if let Err(e) = daemon.setup_ports() {
             daemon.shutdown();
@@ -144,17 +166,66 @@ impl Daemon {
     }
 
     fn setup_ports(&self) -> anyhow::Result<()> {
-        let n = &self.config.node;
-        let cidr = self.config.pod_cidr();
-        let hp = host::HostPort::create(&n.host_port, n.gateway_ip, cidr.len, n.underlay_mtu - 50)?;
-        let dp_side = hp.datapath_side().to_string();
-        *self.host.lock() = Some(hp);
+        let dp_side = self
+            .host
+            .lock()
+            .as_ref()
+            .map(|h| h.datapath_side().to_string())
+            .expect("host port");
         self.attach(&dp_side, None, Some(LOCAL))?;
         self.pipeline.set_local_port(Some(LOCAL));
+        if let Some(ov) = &self.overlay {
+            self.attach_uplink(ov)?;
+        }
         for p in self.config.ports.clone() {
             self.attach(&p.iface, p.backend.as_deref(), p.ofport)?;
         }
         self.restore_pods();
+        if let Some(ov) = &self.overlay {
+            ov.sync(&self.pipeline)?;
+            ov.resolve_neighbors(&self.pipeline);
+        }
+        Ok(())
+    }
+
+    /// Attaches the uplink with the project's XDP program (only VXLAN to our
+    /// VTEP reaches the switch) and configures the tunnel.
+    fn attach_uplink(&self, ov: &overlay::Overlay) -> anyhow::Result<()> {
+        let iface = ov.uplink.clone();
+        let vtep_ip = self.config.node.vtep_ip.expect("overlay has a VTEP");
+        let backend: Backend = self
+            .config
+            .datapath
+            .backend
+            .parse()
+            .map_err(|e| anyhow!("{e}"))?;
+        self.attach_with(&iface, Some(overlay::UPLINK_OFPORT), || {
+            let steered = || {
+                crate::port::afxdp::AfXdpPort::open_uplink(
+                    &iface,
+                    0,
+                    vtep_ip,
+                    overlay::VXLAN_PORT,
+                    &crate::port::afxdp::AfXdpOptions::default(),
+                )
+            };
+            let port: Box<dyn Port> = match backend {
+                Backend::Afxdp => Box::new(steered()?),
+                Backend::Afpacket => Box::new(crate::port::afpacket::AfPacketPort::open(&iface)?),
+                Backend::Auto => match steered() {
+                    Ok(p) => Box::new(p),
+                    Err(e) => {
+                        tracing::warn!(iface = %iface, "AF_XDP uplink unavailable ({e}); using AF_PACKET");
+                        Box::new(crate::port::afpacket::AfPacketPort::open(&iface)?)
+                    }
+                },
+            };
+            Ok(port)
+        })?;
+        let mac: control::MacAddr = host::read_sys(&iface, "address")
+            .ok_or_else(|| anyhow!("cannot read the MAC of {iface}"))?
+            .parse()?;
+        self.pipeline.set_tunnel(Some(ov.tunnel_config(mac.0)))?;
         Ok(())
     }
 
@@ -197,13 +268,12 @@ impl Daemon {
             match self.attach(&p.iface, None, Some(p.ofport)) {
                 Ok(ofport) => {
                     tracing::info!(container = %id, iface = %p.iface, ofport, "pod restored");
-                    pods.insert(
-                        id,
-                        Pod {
-                            iface: p.iface,
-                            ofport,
-                        },
-                    );
+                    if let Some(ov) = &self.overlay {
+                        if let Err(e) = ov.add_pod(&self.pipeline, &id, ofport, p.mac, p.ip) {
+                            tracing::error!(container = %id, "cannot restore pod flows: {e:#}");
+                        }
+                    }
+                    pods.insert(id, Pod { ofport, ..p });
                 }
                 Err(e) => {
                     tracing::error!(container = %id, iface = %p.iface, "cannot restore pod: {e:#}")
@@ -418,8 +488,8 @@ impl Daemon {
                 mac,
                 ip,
             } => {
-                let _: control::MacAddr = mac.parse()?;
-                let _: std::net::Ipv4Addr = ip
+                let mac: control::MacAddr = mac.parse()?;
+                let ip: std::net::Ipv4Addr = ip
                     .parse()
                     .map_err(|_| anyhow!("{ip:?} is not an IPv4 address"))?;
                 let mut pods = self.pods.lock();
@@ -433,10 +503,34 @@ impl Daemon {
                     );
                 }
                 let ofport = self.attach(&iface, None, None)?;
-                pods.insert(container_id, Pod { iface, ofport });
+                if let Some(ov) = &self.overlay {
+                    if let Err(e) = ov.add_pod(&self.pipeline, &container_id, ofport, mac, ip) {
+                        let _ = self.detach(&iface);
+                        return Err(e.context(format!("pod {container_id}")));
+                    }
+                }
+                pods.insert(container_id, Pod { iface, ofport, mac, ip });
                 self.save_pods(&pods);
                 Reply::Port { ofport }
             }
+            Request::AddNode {
+                name,
+                pod_cidr,
+                vtep_ip,
+                vtep_mac,
+            } => {
+                let ov = self.need_overlay()?;
+                let r = control::model::RemoteNode::parse(&name, &pod_cidr, &vtep_ip, vtep_mac.as_deref())?;
+                ov.add_node(&self.pipeline, &name, r)?;
+                ov.resolve_neighbors(&self.pipeline);
+                Reply::Done
+            }
+            Request::DelNode { name } => Reply::Count {
+                count: u64::from(self.need_overlay()?.del_node(&self.pipeline, &name)?),
+            },
+            Request::DumpNodes {} => Reply::Nodes {
+                nodes: self.need_overlay()?.rows(),
+            },
             Request::DelPod {
                 container_id,
                 iface,
@@ -449,12 +543,21 @@ impl Daemon {
                     }
                     p
                 };
+                if let (Some(ov), Some(_)) = (&self.overlay, &pod) {
+                    ov.del_pod(&self.pipeline, &container_id)?;
+                }
                 let name = pod.map(|p| p.iface).unwrap_or(iface);
                 if self.ports.lock().values().any(|p| p.name == name) {
                     self.detach(&name)?;
                 }
                 Reply::Done
             }
+        })
+    }
+
+    fn need_overlay(&self) -> anyhow::Result<&overlay::Overlay> {
+        self.overlay.as_ref().ok_or_else(|| {
+            anyhow!("this node has no overlay (set node.vtep_ip and node.uplink in the config)")
         })
     }
 
@@ -476,6 +579,17 @@ impl Daemon {
                     detail: p.detail.clone(),
                 })
                 .collect(),
+            vtep_mac: self.overlay.as_ref().map(|o| o.vtep_mac().to_string()),
+            tunnel: self.overlay.as_ref().and_then(|o| {
+                let t = self.pipeline.tunnel()?;
+                Some(control::api::TunnelInfo {
+                    ofport: t.ofport,
+                    vni: t.vni,
+                    local_ip: t.local_ip.to_string(),
+                    uplink: o.uplink.clone(),
+                    remotes: o.rows(),
+                })
+            }),
         }
     }
 
@@ -527,6 +641,9 @@ impl Daemon {
 
     /// Periodic work: ages out learned MACs.
     pub fn housekeeping(&self) {
+        if let Some(ov) = &self.overlay {
+            ov.resolve_neighbors(&self.pipeline);
+        }
         let n = self.pipeline.fdb.expire(self.now());
         if n > 0 {
             tracing::debug!(expired = n, "fdb entries aged out");
@@ -558,6 +675,9 @@ impl Daemon {
             }
         }
         self.ports.lock().clear();
+        if let Some(ov) = &self.overlay {
+            ov.remove_routes();
+        }
         if let Some(hp) = self.host.lock().take() {
             drop(hp);
         }

@@ -32,8 +32,11 @@ pub(super) struct Pkt {
     pub desc: Desc,
     pub key: FlowKey,
     pub offs: Offsets,
-    /// The port the packet arrived on (never changed by resubmit).
+    /// The port the packet arrived on (never changed by resubmit; the
+    /// tunnel port for a decapsulated packet).
     pub in_port: u32,
+    /// Position in the batch (its parsed key is `ctx.keys[idx]`).
+    pub idx: usize,
     /// The original buffer has been handed to a port.
     pub consumed: bool,
     /// Copies or originals sent so far.
@@ -51,6 +54,9 @@ pub(super) struct Exec<'a> {
     pub ctx: &'a mut WorkerCtx,
     pub pool: &'a mut PacketPool,
     pub now: u64,
+    /// Slot of the port the batch was received on (the uplink for a
+    /// decapsulated batch), for its rx-dropped counter.
+    pub in_slot: Option<u16>,
 }
 
 impl Exec<'_> {
@@ -74,7 +80,7 @@ impl Exec<'_> {
         }
         if p.outputs == 0 {
             self.ctx.stats.count_drop(p.last_drop);
-            if let Some(s) = self.snap.slot_of.get(p.in_port) {
+            if let Some(s) = self.in_slot {
                 self.ctx.stats.rx_dropped(s);
             }
         }
@@ -146,6 +152,7 @@ impl Exec<'_> {
     fn output_any(&mut self, p: &mut Pkt, port: u32, fin: bool) {
         match self.snap.slot_of.get(port) {
             Some(slot) => self.emit(p, slot, fin),
+            None if self.snap.is_tunnel_port(port) => self.encap(p, fin),
             None => p.last_drop = DropReason::NoSuchPort,
         }
     }
@@ -284,6 +291,7 @@ impl Exec<'_> {
                         key: p.key,
                         offs: p.offs,
                         in_port: p.in_port,
+                        idx: p.idx,
                         consumed: false,
                         outputs: 0,
                         last_drop: DropReason::Action,
@@ -503,7 +511,7 @@ pub(super) fn flow_hash(k: &FlowKey) -> u64 {
 }
 
 #[inline]
-fn mix(mut x: u64) -> u64 {
+pub(super) fn mix(mut x: u64) -> u64 {
     x ^= x >> 33;
     x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
     x ^= x >> 33;

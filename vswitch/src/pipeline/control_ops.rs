@@ -8,11 +8,16 @@
 //! then rebuilds the affected snapshot and publishes it with one pointer
 //! swap. Workers keep using the old snapshot until their next batch.
 //!
+//! The tunnel configuration and the neighbour map are part of the master
+//! copy too: [`Pipeline::set_tunnel`] and [`Pipeline::set_neighbors`]
+//! republish the snapshot, and workers see the change at their next batch.
+//!
 //! Rebuilding a table's classifier costs O(flows in the snapshot); that is
 //! fine for the flow counts and change rates of a node (≈ 10 ms for 100k
 //! flows) and keeps every published structure immutable.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap as StdHashMap};
+use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use hashbrown::HashMap;
@@ -21,7 +26,8 @@ use control::flow::{Action, Flow, FlowFilter, FlowStats, Group};
 use control::PortNo;
 
 use super::flows::{compile_flow, compile_group, compile_match, CompileError, DpFlow, DpGroup};
-use super::{Pipeline, Snapshot, TableSnap, MAX_PORT_SLOTS};
+use super::tunnel::{TunnelConfig, TunnelSnap};
+use super::{Pipeline, PortMap, Snapshot, TableSnap, MAX_PORT_SLOTS};
 use crate::key::FlowKey;
 use crate::tables::Classifier;
 
@@ -37,6 +43,8 @@ pub struct Master {
     groups: BTreeMap<u32, Arc<DpGroup>>,
     ports: BTreeMap<u32, u16>,
     local_port: Option<u32>,
+    tunnel: Option<TunnelConfig>,
+    neighbors: StdHashMap<Ipv4Addr, [u8; 6]>,
     generation: u64,
 }
 
@@ -68,6 +76,9 @@ pub enum ControlError {
     /// Every port slot is in use.
     #[error("too many ports (limit {MAX_PORT_SLOTS})")]
     TooManyPorts,
+    /// The tunnel configuration cannot be used.
+    #[error("tunnel: {0}")]
+    Tunnel(&'static str),
 }
 
 impl Master {
@@ -78,6 +89,8 @@ impl Master {
             groups: BTreeMap::new(),
             ports: BTreeMap::new(),
             local_port: None,
+            tunnel: None,
+            neighbors: StdHashMap::new(),
             generation: 0,
         }
     }
@@ -124,6 +137,14 @@ impl Master {
             }
             tables[t as usize] = Some(TableSnap { cls, flows });
         }
+        let slot_of: PortMap = self.ports.iter().map(|(k, v)| (*k, *v)).collect();
+        let tunnel = self
+            .tunnel
+            .as_ref()
+            .map(|t| TunnelSnap::new(t, &self.neighbors, &slot_of));
+        // While a tunnel is configured the uplink carries only the underlay:
+        // flood (and normal's flooding) never sends pod frames out of it.
+        let uplink = self.tunnel.as_ref().map(|t| t.uplink_ofport);
         Snapshot {
             generation: self.generation,
             tables,
@@ -132,9 +153,15 @@ impl Master {
                 .iter()
                 .map(|(k, v)| (*k, Arc::clone(v)))
                 .collect(),
-            ports: self.ports.keys().copied().collect(),
-            slot_of: self.ports.iter().map(|(k, v)| (*k, *v)).collect(),
+            ports: self
+                .ports
+                .keys()
+                .copied()
+                .filter(|p| Some(*p) != uplink)
+                .collect(),
+            slot_of,
             local_port: self.local_port,
+            tunnel,
         }
     }
 }
@@ -264,7 +291,7 @@ impl Pipeline {
     /// Attaches OpenFlow port `ofport` and returns its slot (counters zeroed).
     pub fn add_port(&self, ofport: u32) -> Result<u16, ControlError> {
         let mut m = self.master.lock();
-        if m.ports.contains_key(&ofport) {
+        if m.ports.contains_key(&ofport) || m.tunnel.as_ref().is_some_and(|t| t.ofport == ofport) {
             return Err(ControlError::PortExists(ofport));
         }
         let used: Vec<u16> = m.ports.values().copied().collect();
@@ -300,6 +327,41 @@ impl Pipeline {
         let mut m = self.master.lock();
         m.local_port = ofport;
         self.publish(&mut m);
+    }
+
+    /// Configures the VXLAN tunnel (`Some`) or removes it (`None`: output
+    /// to the tunnel port then drops with `tunnel-unsupported`, and the
+    /// uplink is an ordinary port again). Refused when the configuration is
+    /// invalid or its tunnel port number is an attached port.
+    pub fn set_tunnel(&self, tunnel: Option<TunnelConfig>) -> Result<(), ControlError> {
+        let mut m = self.master.lock();
+        if let Some(t) = &tunnel {
+            t.check().map_err(ControlError::Tunnel)?;
+            if m.ports.contains_key(&t.ofport) {
+                return Err(ControlError::PortExists(t.ofport));
+            }
+        }
+        m.tunnel = tunnel;
+        self.publish(&mut m);
+        Ok(())
+    }
+
+    /// Replaces the neighbour map: remote VTEP (or next hop) address →
+    /// outer destination MAC; an entry for 0.0.0.0 is the default next hop.
+    pub fn set_neighbors(&self, neighbors: StdHashMap<Ipv4Addr, [u8; 6]>) {
+        let mut m = self.master.lock();
+        m.neighbors = neighbors;
+        self.publish(&mut m);
+    }
+
+    /// The tunnel configuration, if any.
+    pub fn tunnel(&self) -> Option<TunnelConfig> {
+        self.master.lock().tunnel.clone()
+    }
+
+    /// The neighbour map.
+    pub fn neighbors(&self) -> StdHashMap<Ipv4Addr, [u8; 6]> {
+        self.master.lock().neighbors.clone()
     }
 
     /// Attached ports and their slots.

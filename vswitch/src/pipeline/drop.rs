@@ -39,8 +39,21 @@ drop_reasons! {
     BadIpv6 = "bad-ipv6",
     /// TCP/UDP/ICMP header truncated or with an impossible length.
     BadL4 = "bad-l4",
-    /// VXLAN header malformed.
+    /// A VXLAN packet on the uplink that cannot be decapsulated: outer UDP
+    /// or VXLAN header truncated, flags other than exactly the I bit, nonzero
+    /// reserved bits, an outer fragment, or an inner frame shorter than an
+    /// Ethernet header.
     BadVxlan = "bad-vxlan",
+    /// A VXLAN packet for our VTEP with a VNI other than the configured one.
+    UnknownVni = "unknown-vni",
+    /// A VXLAN packet from an outer source not in the tunnel's allow-list.
+    UnknownSourceVtep = "unknown-source-vtep",
+    /// A frame on the uplink that is not VXLAN (UDP 4789) to our VTEP address:
+    /// the kernel handles it (with AF_PACKET it sees a copy anyway).
+    NotOurVtep = "not-our-vtep",
+    /// A decapsulated frame whose inner destination MAC is not our VTEP MAC
+    /// (only checked when the tunnel has one configured).
+    NotOurMac = "not-our-mac",
     /// No flow matched in a table (OpenFlow table miss).
     NoMatch = "no-match",
     /// A flow's actions ended without output (explicit `drop` or no action).
@@ -61,8 +74,15 @@ drop_reasons! {
     MissingHeader = "missing-header",
     /// A `ct(...)` action: connection tracking is not yet executable.
     CtUnsupported = "ct-unsupported",
-    /// A tunnel action or field: tunnelling is not yet executable.
+    /// Output to the VXLAN port while no tunnel is configured.
     TunnelUnsupported = "tunnel-unsupported",
+    /// Output to the VXLAN port with no `tun_dst` set.
+    TunnelNoDestination = "tunnel-no-destination",
+    /// Output to the VXLAN port for a `tun_dst` with no known neighbour MAC.
+    NoNeighbor = "no-neighbor",
+    /// Output to the VXLAN port of a frame whose encapsulated packet would
+    /// exceed the underlay MTU (the outer packet is never fragmented).
+    MtuExceeded = "mtu-exceeded",
     /// The port's transmit queue was full.
     TxFull = "tx-full",
     /// No free packet buffer for a copy (multi-output or flood).

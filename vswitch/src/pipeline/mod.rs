@@ -1,8 +1,10 @@
 //! The packet pipeline: parse, classify, act — on batches.
 //!
 //! ```text
-//! rx burst ─▶ Batch ─▶ parse (extract FlowKey) ─▶ classify table 0 (EMC, then classifier)
-//!                     ─▶ actions (set-field, dec_ttl, vlan, group, resubmit/goto → more lookups)
+//! rx burst ─▶ Batch ─▶ [uplink only: VXLAN decap] ─▶ parse (extract FlowKey)
+//!                     ─▶ classify table 0 (EMC, then classifier)
+//!                     ─▶ actions (set-field, dec_ttl, vlan, group, resubmit/goto → more lookups;
+//!                        output to the tunnel port → VXLAN encap, staged on the uplink)
 //!                     ─▶ per-port tx staging ─▶ tx burst (the caller flushes)
 //! ```
 //!
@@ -11,7 +13,7 @@
 //! batch before the next starts, so each stage's code and data stay hot.
 //!
 //! Shared state and who touches it:
-//! - [`Snapshot`] (flow tables, groups, port map): built by the control
+//! - [`Snapshot`] (flow tables, groups, port map, tunnel): built by the control
 //!   thread and published whole through an `ArcSwap` (RCU style). Workers
 //!   load it once per batch and never block; a publish bumps the generation,
 //!   which invalidates every worker's exact-match cache entry at once.
@@ -28,9 +30,12 @@ pub mod extract;
 pub mod flows;
 mod stats;
 pub mod trace;
+pub mod tunnel;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tunnel_tests;
 
 use std::sync::Arc;
 
@@ -42,8 +47,9 @@ pub use drop::DropReason;
 pub use extract::Offsets;
 pub use flows::{DpAction, DpFlow, DpGroup};
 pub use stats::{PortStats, WorkerStats, MAX_PORT_SLOTS};
+pub use tunnel::{TunnelConfig, TunnelSnap, VXLAN_OFPORT, VXLAN_OVERHEAD};
 
-use crate::key::FlowKey;
+use crate::key::{self, FlowKey};
 use crate::port::{Desc, PacketPool};
 use crate::tables::{Classifier, Emc, Fdb};
 
@@ -132,6 +138,8 @@ pub struct Snapshot {
     pub slot_of: PortMap,
     /// The port `local` outputs to, if any.
     pub local_port: Option<u32>,
+    /// The VXLAN tunnel, if configured.
+    pub tunnel: Option<TunnelSnap>,
 }
 
 /// OpenFlow port number → port slot: an array for the small numbers pods
@@ -194,6 +202,17 @@ impl Snapshot {
     pub fn table(&self, id: u8) -> Option<&TableSnap> {
         self.tables.get(id as usize).and_then(|t| t.as_ref())
     }
+
+    /// True if `port` is the logical tunnel port: the configured one, or
+    /// [`VXLAN_OFPORT`] while no tunnel is configured (output to it then
+    /// drops with `tunnel-unsupported`).
+    #[inline]
+    pub fn is_tunnel_port(&self, port: u32) -> bool {
+        match &self.tunnel {
+            Some(t) => port == t.ofport,
+            None => port == VXLAN_OFPORT,
+        }
+    }
 }
 
 /// The datapath's shared state: published tables, the FDB, worker counters.
@@ -219,6 +238,11 @@ pub struct WorkerCtx {
     tx: Vec<Vec<Desc>>,
     pending: Vec<u16>,
     l2: L2Cache,
+    /// Outer source address of each decapsulated packet of the batch.
+    tun_src: [u32; BATCH],
+    /// One-entry neighbour cache of encapsulation, valid for one batch:
+    /// `(tun_dst, next-hop MAC)`.
+    tun_nb: Option<(u32, [u8; 6])>,
     /// This worker's counters.
     pub stats: Arc<WorkerStats>,
 }
@@ -297,6 +321,8 @@ impl Pipeline {
                 .collect(),
             pending: Vec::with_capacity(MAX_PORT_SLOTS),
             l2: L2Cache::default(),
+            tun_src: [0; BATCH],
+            tun_nb: None,
             stats: Arc::clone(&self.workers[id]),
         }
     }
@@ -330,15 +356,26 @@ impl Pipeline {
     pub fn process(&self, ctx: &mut WorkerCtx, pool: &mut PacketPool, batch: &mut Batch, now: u64) {
         let snap = self.snap.load();
         ctx.l2 = L2Cache::default();
-        let n = batch.len();
-        let in_port = batch.in_port;
+        ctx.tun_nb = None;
+        let mut in_port = batch.in_port;
         let in_slot = snap.slot_of.get(in_port);
+        if let Some(s) = in_slot {
+            let bytes = batch.descs().iter().map(|d| u64::from(d.len)).sum();
+            ctx.stats.rx(s, batch.len() as u64, bytes);
+        }
+
+        // Stage 0: VXLAN decapsulation of what the uplink received; the
+        // inner frames continue as packets from the tunnel port.
+        let tunnel = snap.tunnel.as_ref().filter(|t| t.uplink == in_port);
+        if let Some(t) = tunnel {
+            tunnel::decap(t, ctx, pool, batch, in_slot);
+            in_port = t.ofport;
+        }
+        let n = batch.len();
 
         // Stage 1: parse.
-        let mut bytes = 0u64;
         for i in 0..n {
             let d = batch.descs[i];
-            bytes += u64::from(d.len);
             match extract::extract(pool.data(d), in_port, &mut ctx.keys[i]) {
                 Ok(o) => {
                     ctx.offs[i] = o;
@@ -354,8 +391,13 @@ impl Pipeline {
                 }
             }
         }
-        if let Some(s) = in_slot {
-            ctx.stats.rx(s, n as u64, bytes);
+        if let Some(t) = tunnel {
+            for i in 0..n {
+                let k = &mut ctx.keys[i];
+                k.set(key::field::TUN_ID, u64::from(t.vni));
+                k.set(key::field::TUN_SRC, u64::from(ctx.tun_src[i]));
+                k.set(key::field::TUN_DST, u64::from(t.local_ip));
+            }
         }
 
         // Stage 2: classify in table 0 (exact-match cache first).
@@ -378,6 +420,7 @@ impl Pipeline {
                 key: ctx.keys[i],
                 offs: ctx.offs[i],
                 in_port,
+                idx: i,
                 consumed: false,
                 outputs: 0,
                 last_drop: DropReason::NoMatch,
@@ -389,6 +432,7 @@ impl Pipeline {
                 ctx,
                 pool,
                 now,
+                in_slot,
             };
             if hit != MISS {
                 let flow = &snap.table(0).expect("table 0 hit").flows[hit as usize];

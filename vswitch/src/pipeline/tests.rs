@@ -11,7 +11,14 @@ const B: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0b];
 const C: [u8; 6] = [0x02, 0, 0, 0, 0, 0x0c];
 const BCAST: [u8; 6] = [0xff; 6];
 
-fn tcp(src: [u8; 6], dst: [u8; 6], sip: [u8; 4], dip: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+pub(super) fn tcp(
+    src: [u8; 6],
+    dst: [u8; 6],
+    sip: [u8; 4],
+    dip: [u8; 4],
+    sport: u16,
+    dport: u16,
+) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(src, dst)
         .ipv4(sip, dip, 64)
         .tcp(sport, dport, 1000, 65535);
@@ -21,7 +28,14 @@ fn tcp(src: [u8; 6], dst: [u8; 6], sip: [u8; 4], dip: [u8; 4], sport: u16, dport
     v
 }
 
-fn udp(src: [u8; 6], dst: [u8; 6], sip: [u8; 4], dip: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+pub(super) fn udp(
+    src: [u8; 6],
+    dst: [u8; 6],
+    sip: [u8; 4],
+    dip: [u8; 4],
+    sport: u16,
+    dport: u16,
+) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(src, dst)
         .ipv4(sip, dip, 64)
         .udp(sport, dport);
@@ -31,7 +45,7 @@ fn udp(src: [u8; 6], dst: [u8; 6], sip: [u8; 4], dip: [u8; 4], sport: u16, dport
     v
 }
 
-fn icmp(src: [u8; 6], dst: [u8; 6], sip: [u8; 4], dip: [u8; 4], ttl: u8) -> Vec<u8> {
+pub(super) fn icmp(src: [u8; 6], dst: [u8; 6], sip: [u8; 4], dip: [u8; 4], ttl: u8) -> Vec<u8> {
     let b = PacketBuilder::ethernet2(src, dst)
         .ipv4(sip, dip, ttl)
         .icmpv4_echo_request(1, 1);
@@ -42,7 +56,7 @@ fn icmp(src: [u8; 6], dst: [u8; 6], sip: [u8; 4], dip: [u8; 4], ttl: u8) -> Vec<
 
 /// Asserts the IPv4 header and TCP/UDP checksums of `frame` are correct, by
 /// recomputing them with etherparse.
-fn assert_checksums(frame: &[u8]) {
+pub(super) fn assert_checksums(frame: &[u8]) {
     let p = SlicedPacket::from_ethernet(frame).expect("parses");
     let Some(etherparse::NetSlice::Ipv4(ip)) = &p.net else {
         panic!("not ipv4")

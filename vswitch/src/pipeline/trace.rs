@@ -5,13 +5,23 @@
 //! frame and without touching counters, the FDB or the exact-match caches:
 //! it shows what the current tables *would* do. Header rewrites update the
 //! key exactly as the datapath does, so later tables see them.
+//!
+//! The tunnel: output to the VXLAN port shows the encapsulation (VNI, outer
+//! source and destination, UDP source port, next-hop MAC or "no neighbour");
+//! a packet traced with `in_port` the tunnel port is an already decapsulated
+//! one (give `tun_src`/`tun_id` to match flows on them), and one traced with
+//! `in_port` the uplink is taken as the inner packet of a VXLAN frame: it is
+//! traced as from the tunnel port, with `tun_id` and `tun_dst` defaulting to
+//! the configured VNI and our VTEP address.
 
 use std::fmt::Write;
+use std::net::Ipv4Addr;
 
 use control::flow::{FlowFilter, GroupType};
 
 use super::actions::{flow_hash, select_bucket};
 use super::flows::{compile_match, DpAction, MAX_DEPTH};
+use super::tunnel::source_port;
 use super::{Pipeline, Snapshot};
 use crate::key::{field, FlowKey, VLAN_PRESENT};
 
@@ -54,6 +64,7 @@ impl Pipeline {
             drop: "no-match",
         };
         let mut key = key;
+        t.ingress(&mut key);
         t.table(&mut key, 0, 0);
         let verdict = if t.outputs.is_empty() {
             format!("drop ({})", t.drop)
@@ -68,6 +79,46 @@ impl Pipeline {
 }
 
 impl Tracer<'_> {
+    /// Notes (and for the uplink, applies) what happens before table 0.
+    fn ingress(&mut self, key: &mut FlowKey) {
+        let Some(tun) = self.snap.tunnel.as_ref() else {
+            return;
+        };
+        if self.in_port == tun.uplink {
+            if key.get(field::TUN_ID) == 0 {
+                key.set(field::TUN_ID, u64::from(tun.vni));
+            }
+            if key.get(field::TUN_DST) == 0 {
+                key.set(field::TUN_DST, u64::from(tun.local_ip));
+            }
+            key.set(field::IN_PORT, u64::from(tun.ofport));
+            self.in_port = tun.ofport;
+            self.say(
+                0,
+                format!(
+                    "in_port {}: the VXLAN uplink; tracing the inner packet, decapsulated \
+                     (vni {}, {} -> {}), as in_port={}",
+                    tun.uplink,
+                    key.get(field::TUN_ID),
+                    Ipv4Addr::from(key.get(field::TUN_SRC) as u32),
+                    Ipv4Addr::from(key.get(field::TUN_DST) as u32),
+                    tun.ofport
+                ),
+            );
+        } else if self.in_port == tun.ofport {
+            self.say(
+                0,
+                format!(
+                    "in_port {}: the VXLAN tunnel port (tun_id={:#x}, tun_src={}, tun_dst={})",
+                    tun.ofport,
+                    key.get(field::TUN_ID),
+                    Ipv4Addr::from(key.get(field::TUN_SRC) as u32),
+                    Ipv4Addr::from(key.get(field::TUN_DST) as u32),
+                ),
+            );
+        }
+    }
+
     fn say(&mut self, depth: u8, s: String) {
         self.lines
             .push(format!("{}{s}", "    ".repeat(depth as usize)));
@@ -130,16 +181,16 @@ impl Tracer<'_> {
                 self.say(d, format!("output:{p}: skipped, it is the ingress port"));
                 self.drop = "output-to-in-port";
             }
-            DpAction::Output(p) => self.output(d, *p),
-            DpAction::InPort => self.output(d, self.in_port),
+            DpAction::Output(p) => self.output(key, d, *p),
+            DpAction::InPort => self.output(key, d, self.in_port),
             DpAction::Local => match self.snap.local_port {
-                Some(p) => self.output(d, p),
+                Some(p) => self.output(key, d, p),
                 None => {
                     self.say(d, "local: no local port".into());
                     self.drop = "no-such-port";
                 }
             },
-            DpAction::Flood | DpAction::All => self.flood(d),
+            DpAction::Flood | DpAction::All => self.flood(key, d),
             DpAction::Normal => {
                 let tci = key.get(field::VLAN_TCI) as u16;
                 let vlan = if tci & VLAN_PRESENT != 0 {
@@ -153,7 +204,7 @@ impl Tracer<'_> {
                         d,
                         "normal: multicast/broadcast destination, flooding".into(),
                     );
-                    self.flood(d);
+                    self.flood(key, d);
                 } else {
                     match self.pipe.fdb.lookup(dst, vlan, self.now) {
                         Some(p) if p == self.in_port => {
@@ -167,11 +218,11 @@ impl Tracer<'_> {
                         }
                         Some(p) => {
                             self.say(d, format!("normal: destination learned on port {p}"));
-                            self.output(d, p);
+                            self.output(key, d, p);
                         }
                         None => {
                             self.say(d, "normal: destination unknown, flooding".into());
-                            self.flood(d);
+                            self.flood(key, d);
                         }
                     }
                 }
@@ -270,19 +321,73 @@ impl Tracer<'_> {
         true
     }
 
-    fn output(&mut self, depth: u8, port: u32) {
+    fn output(&mut self, key: &FlowKey, depth: u8, port: u32) {
         if self.snap.slot_of.contains(port) {
             let mut s = String::new();
             let _ = write!(s, "output:{}", control::PortNo(port));
             self.say(depth, s.clone());
             self.outputs.push(s);
+        } else if self.snap.is_tunnel_port(port) {
+            self.encap(key, depth, port);
         } else {
             self.say(depth, format!("output:{port}: no such port"));
             self.drop = "no-such-port";
         }
     }
 
-    fn flood(&mut self, depth: u8) {
+    /// Output to the tunnel port: what the encapsulation would be.
+    fn encap(&mut self, key: &FlowKey, depth: u8, port: u32) {
+        let Some(t) = self.snap.tunnel.as_ref() else {
+            self.say(
+                depth,
+                format!("output:{port}: VXLAN port, but no tunnel is configured: drop"),
+            );
+            self.drop = "tunnel-unsupported";
+            return;
+        };
+        let dst = key.get(field::TUN_DST) as u32;
+        if dst == 0 {
+            self.say(depth, format!("output:{port}: VXLAN, no tun_dst set: drop"));
+            self.drop = "tunnel-no-destination";
+            return;
+        }
+        let head = format!(
+            "output:{port}: VXLAN vni {}, {} -> {}, udp {} -> 4789",
+            t.vni_for(key.get(field::TUN_ID)),
+            Ipv4Addr::from(t.local_ip),
+            Ipv4Addr::from(dst),
+            source_port(key),
+        );
+        let Some(nh) = t.neighbor(dst) else {
+            self.say(depth, format!("{head}, no neighbour: drop"));
+            self.drop = "no-neighbor";
+            return;
+        };
+        if t.uplink_slot.is_none() {
+            self.say(
+                depth,
+                format!(
+                    "{head}, next hop {}, uplink {} not attached: drop",
+                    control::MacAddr(nh),
+                    t.uplink
+                ),
+            );
+            self.drop = "no-such-port";
+            return;
+        }
+        self.say(
+            depth,
+            format!(
+                "{head}, next hop {}, out uplink port {} (frames over {} bytes: mtu-exceeded)",
+                control::MacAddr(nh),
+                t.uplink,
+                t.underlay_mtu - 36
+            ),
+        );
+        self.outputs.push(format!("output:{port}"));
+    }
+
+    fn flood(&mut self, key: &FlowKey, depth: u8) {
         let ports: Vec<u32> = self
             .snap
             .ports
@@ -295,7 +400,7 @@ impl Tracer<'_> {
             self.drop = "drop-action";
         }
         for p in ports {
-            self.output(depth, p);
+            self.output(key, depth, p);
         }
     }
 }

@@ -30,6 +30,10 @@
 //! next clean exit, so start-up should clear stale programs from the
 //! interfaces it owns with [`sys::detach_xdp`].
 //!
+//! The uplink, which also carries the node's own traffic, uses the
+//! switch's program instead ([`AfXdpPort::open_uplink`], [`steer`]): only
+//! VXLAN to the node's VTEP is redirected, the rest goes to the kernel.
+//!
 //! # Unsafe
 //! xsk-rs makes ring and UMEM access `unsafe`; this module upholds its two
 //! rules and nothing else needs unsafe here:
@@ -53,11 +57,13 @@
 )]
 
 mod frames;
+pub mod steer;
 pub mod sys;
 
 use std::io::{self, Write as _};
 use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use xsk_rs::config::{
@@ -185,6 +191,11 @@ pub struct AfXdpPort {
     /// Descriptors being produced to the fill or tx ring.
     staged: Vec<FrameDesc>,
     counters: AfXdpCounters,
+    /// The uplink XDP program this socket is registered in
+    /// ([`AfXdpPort::open_uplink`]); `None` for libxdp's program. Declared
+    /// last so that the socket (rings, UMEM) closes before the program is
+    /// detached.
+    steering: Option<Arc<steer::UplinkSteering>>,
 }
 
 impl std::fmt::Debug for AfXdpPort {
@@ -258,10 +269,23 @@ struct Bound {
     comp: CompQueue,
 }
 
-impl AfXdpPort {
-    /// Opens an AF_XDP socket on `iface` queue `queue` and attaches libxdp's
-    /// program (native mode first, then SKB mode, per `opts.mode`).
-    pub fn open(iface: &str, queue: u32, opts: &AfXdpOptions) -> Result<AfXdpPort, PortError> {
+/// A port's checked options and the xsk-rs configurations made from them:
+/// what every way of opening a socket shares.
+struct Prepared<'a> {
+    iface: &'a str,
+    queue: u32,
+    ifindex: u32,
+    ifname: Interface,
+    umem_cfg: UmemConfig,
+    frames: NonZeroU32,
+    ring: QueueSize,
+    bind: BindFlags,
+    bind_label: &'static str,
+}
+
+impl<'a> Prepared<'a> {
+    /// Checks `opts` and looks the interface up.
+    fn new(iface: &'a str, queue: u32, opts: &AfXdpOptions) -> Result<Prepared<'a>, PortError> {
         let fail =
             |step: String, e: io::Error| PortError::step(BACKEND, iface, Some(queue), step, e);
         let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
@@ -280,18 +304,6 @@ impl AfXdpPort {
             })?;
         let ifindex = nix::net::if_::if_nametoindex(iface)
             .map_err(|e| fail("lookup interface".into(), e.into()))?;
-        sys::ensure_bpffs();
-        match sys::xdp_link_state(ifindex) {
-            Ok(st) if st.attach != XdpAttach::None => tracing::warn!(
-                iface,
-                prog_id = st.prog_id,
-                mode = %st.attach,
-                "an XDP program is already attached (left by a killed vswitchd?); libxdp reuses xsk_def_prog, anything else makes the bind fail"
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::debug!(iface, error = %e, "XDP link state query failed"),
-        }
-
         let umem_cfg = UmemConfig::builder()
             .frame_size(
                 FrameSize::new(UMEM_FRAME as u32)
@@ -311,14 +323,132 @@ impl AfXdpPort {
         } else {
             "copy"
         };
+        let ifname: Interface = iface
+            .parse()
+            .map_err(|_| fail("check options".into(), invalid("NUL in name".into())))?;
+        Ok(Prepared {
+            iface,
+            queue,
+            ifindex,
+            ifname,
+            umem_cfg,
+            frames,
+            ring,
+            bind,
+            bind_label,
+        })
+    }
+
+    /// Creates the UMEM and socket, retrying EBUSY for [`BUSY_WAIT`] when
+    /// `wait_busy`.
+    fn create_socket(&self, sock_cfg: SocketConfig, wait_busy: bool) -> Result<Bound, TryErr> {
+        let deadline = Instant::now() + BUSY_WAIT;
+        let mut retries = 0u32;
+        let res = loop {
+            match try_socket(
+                self.umem_cfg,
+                self.frames,
+                sock_cfg,
+                &self.ifname,
+                self.queue,
+            ) {
+                Err(TryErr::Socket(e))
+                    if wait_busy
+                        && e.raw_os_error() == Some(libc::EBUSY)
+                        && Instant::now() < deadline =>
+                {
+                    retries += 1;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                r => break r,
+            }
+        };
+        if retries > 0 {
+            tracing::debug!(
+                iface = self.iface,
+                queue = self.queue,
+                retries,
+                "queue was busy, retried"
+            );
+        }
+        res
+    }
+
+    /// The port around a bound socket, its fill ring filled.
+    fn assemble(
+        &self,
+        opts: &AfXdpOptions,
+        b: Bound,
+        attach: XdpAttach,
+        prog_id: u32,
+        steering: Option<Arc<steer::UplinkSteering>>,
+    ) -> AfXdpPort {
+        for (i, d) in b.descs.iter().enumerate() {
+            debug_assert_eq!(d.addr() / UMEM_FRAME, i, "Umem::new descriptor order");
+        }
+        let mtu = self.umem_cfg.mtu() as usize;
+        let mut port = AfXdpPort {
+            name: self.iface.to_string(),
+            queue: self.queue,
+            ifindex: self.ifindex,
+            attach,
+            prog_id,
+            opts: *opts,
+            rx: b.rx,
+            tx: b.tx,
+            fill: b.fill,
+            comp: b.comp,
+            umem: b.umem,
+            ledger: FrameLedger::new(b.descs.len() as u32),
+            descs: b.descs,
+            fill_target: opts.ring_size.min(opts.frames / 2),
+            mtu,
+            scratch: vec![FrameDesc::default(); RECLAIM_BATCH.max(crate::pipeline::BATCH)],
+            staged: Vec::with_capacity(opts.ring_size as usize),
+            counters: AfXdpCounters::default(),
+            steering,
+        };
+        port.refill();
+        tracing::info!(
+            iface = self.iface,
+            queue = self.queue,
+            xdp = %attach,
+            prog_id,
+            prog = port.steering.as_ref().map_or("xsk_def_prog", |_| steer::PROG_NAME),
+            bind = self.bind_label,
+            frames = opts.frames,
+            ring = opts.ring_size,
+            "afxdp port open"
+        );
+        port
+    }
+}
+
+impl AfXdpPort {
+    /// Opens an AF_XDP socket on `iface` queue `queue` and attaches libxdp's
+    /// program (native mode first, then SKB mode, per `opts.mode`).
+    pub fn open(iface: &str, queue: u32, opts: &AfXdpOptions) -> Result<AfXdpPort, PortError> {
+        let fail =
+            |step: String, e: io::Error| PortError::step(BACKEND, iface, Some(queue), step, e);
+        let p = Prepared::new(iface, queue, opts)?;
+        sys::ensure_bpffs();
+        match sys::xdp_link_state(p.ifindex) {
+            Ok(st) if st.attach != XdpAttach::None => tracing::warn!(
+                iface,
+                prog_id = st.prog_id,
+                mode = %st.attach,
+                "an XDP program is already attached (left by a killed vswitchd?); libxdp reuses xsk_def_prog, anything else makes the bind fail"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::debug!(iface, error = %e, "XDP link state query failed"),
+        }
+
+        let bind_label = p.bind_label;
         let tries: &[XdpAttach] = match opts.mode {
             XdpMode::Auto => &[XdpAttach::Native, XdpAttach::Skb],
             XdpMode::Native => &[XdpAttach::Native],
             XdpMode::Skb => &[XdpAttach::Skb],
         };
-        let ifname: Interface = iface
-            .parse()
-            .map_err(|_| fail("check options".into(), invalid("NUL in name".into())))?;
         let mut failed: Option<(XdpAttach, io::Error)> = None;
         let mut bound = None;
         for &mode in tries {
@@ -327,10 +457,10 @@ impl AfXdpPort {
                 _ => XdpFlags::XDP_FLAGS_SKB_MODE,
             };
             let sock_cfg = SocketConfig::builder()
-                .rx_queue_size(ring)
-                .tx_queue_size(ring)
+                .rx_queue_size(p.ring)
+                .tx_queue_size(p.ring)
                 .xdp_flags(xdp_flags)
-                .bind_flags(bind)
+                .bind_flags(p.bind)
                 .build();
             let step = match &failed {
                 None => format!("create socket (bind {bind_label}, attach xdp={mode})"),
@@ -346,25 +476,7 @@ impl AfXdpPort {
             let wait_busy = failed
                 .as_ref()
                 .is_none_or(|(_, e)| e.raw_os_error() != Some(libc::EBUSY));
-            let deadline = Instant::now() + BUSY_WAIT;
-            let mut retries = 0u32;
-            let res = loop {
-                match try_socket(umem_cfg, frames, sock_cfg, &ifname, queue) {
-                    Err(TryErr::Socket(e))
-                        if wait_busy
-                            && e.raw_os_error() == Some(libc::EBUSY)
-                            && Instant::now() < deadline =>
-                    {
-                        retries += 1;
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    r => break r,
-                }
-            };
-            if retries > 0 {
-                tracing::debug!(iface, queue, retries, "queue was busy, retried");
-            }
-            match res {
+            match p.create_socket(sock_cfg, wait_busy) {
                 Ok(b) => {
                     bound = Some((mode, b));
                     break;
@@ -393,7 +505,7 @@ impl AfXdpPort {
 
         // What is really attached: libxdp reuses a program left attached in
         // another mode, whatever flags it was given.
-        let (attach, prog_id) = match sys::xdp_link_state(ifindex) {
+        let (attach, prog_id) = match sys::xdp_link_state(p.ifindex) {
             Ok(st) if st.attach != XdpAttach::None => (st.attach, st.prog_id),
             Ok(_) => (requested, 0),
             Err(e) => {
@@ -401,42 +513,7 @@ impl AfXdpPort {
                 (requested, 0)
             }
         };
-        for (i, d) in b.descs.iter().enumerate() {
-            debug_assert_eq!(d.addr() / UMEM_FRAME, i, "Umem::new descriptor order");
-        }
-        let mtu = umem_cfg.mtu() as usize;
-        let mut port = AfXdpPort {
-            name: iface.to_string(),
-            queue,
-            ifindex,
-            attach,
-            prog_id,
-            opts: *opts,
-            rx: b.rx,
-            tx: b.tx,
-            fill: b.fill,
-            comp: b.comp,
-            umem: b.umem,
-            ledger: FrameLedger::new(b.descs.len() as u32),
-            descs: b.descs,
-            fill_target: opts.ring_size.min(opts.frames / 2),
-            mtu,
-            scratch: vec![FrameDesc::default(); RECLAIM_BATCH.max(crate::pipeline::BATCH)],
-            staged: Vec::with_capacity(opts.ring_size as usize),
-            counters: AfXdpCounters::default(),
-        };
-        port.refill();
-        tracing::info!(
-            iface,
-            queue,
-            xdp = %attach,
-            prog_id,
-            bind = bind_label,
-            frames = opts.frames,
-            ring = opts.ring_size,
-            "afxdp port open"
-        );
-        Ok(port)
+        Ok(p.assemble(opts, b, attach, prog_id, None))
     }
 
     /// The attach mode in effect.
@@ -686,8 +763,14 @@ impl Port for AfXdpPort {
     }
 
     fn detail(&self) -> String {
+        // An uplink port also names its program and what it steers.
+        let prog = self
+            .steering
+            .as_ref()
+            .map(|s| format!(" prog={} vtep={}", steer::PROG_NAME, s.config()))
+            .unwrap_or_default();
         format!(
-            "xdp={} bind={} queue={} prog_id={} frames={} ring={}",
+            "xdp={}{prog} bind={} queue={} prog_id={} frames={} ring={}",
             self.attach,
             if self.opts.need_wakeup {
                 "copy,need_wakeup"
@@ -709,7 +792,8 @@ impl Drop for AfXdpPort {
             queue = self.queue,
             counters = ?self.counters,
             xdp_stats = ?self.xdp_stats(),
-            "afxdp port closed; libxdp detaches its program with the last socket"
+            uplink = self.steering.is_some(),
+            "afxdp port closed; the XDP program goes with its last socket (libxdp) or its last uplink port"
         );
     }
 }

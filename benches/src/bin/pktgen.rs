@@ -1,0 +1,241 @@
+//! `pktgen`: packet generator and sink for the vswitch benchmarks.
+//!
+//! ```text
+//! pktgen send --iface IF --dst-mac MAC --src-ip IP --dst-ip IP [--src-mac MAC] [--size 60]
+//!             [--count N | --duration S] [--rate PPS|max] [--flows N]
+//!             [--vxlan VNI,OUTER_SRC,OUTER_DST] [--backend afxdp|afpacket|auto] [--queue Q]
+//!             [--cpu C] [--batch N] [--dst-port P] [--json]
+//! pktgen sink --iface IF [--count N | --duration S] [--expect N] [--backend ...] [--queue Q]
+//!             [--cpu C] [--json]
+//! ```
+//!
+//! This file is the edge: it parses the command line, checks what needs
+//! the system (the interface exists, the CPU is there), pins the thread,
+//! opens the port with `vswitch::port::open::open_port`, and turns
+//! SIGINT/SIGTERM into a clean stop through a signalfd (the signals are
+//! blocked, so no handler and no unsafe code). The work is in
+//! `vswitch_benches::pktgen`.
+//!
+//! Output contract: a progress line a second on stderr, then one summary
+//! line on stdout (or one JSON object with `--json`). Exit status 0 on
+//! success; otherwise one line `pktgen: <message>` on stderr, status 2 for
+//! a usage error and 1 for anything else (no such interface, the port
+//! cannot be opened).
+#![forbid(unsafe_code)]
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::error::ErrorKind;
+use clap::Parser;
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use vswitch::port::open::open_port;
+use vswitch::port::Port;
+use vswitch_benches::pktgen::cli::{Cli, Command, PortArgs, Rate, SendArgs, SinkArgs};
+use vswitch_benches::pktgen::frame::Template;
+use vswitch_benches::pktgen::report::{SendSummary, SinkSummary, LATENCY_NOTE};
+use vswitch_benches::pktgen::{rx, tx, Hooks, MacAddr};
+
+/// Source MAC when neither `--src-mac` nor the interface gives one.
+const FALLBACK_SRC_MAC: MacAddr = MacAddr([0x02, 0x70, 0x67, 0x00, 0x00, 0x00]);
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&e),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(1, &format!("{e:#}")),
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let mut hooks = Signals::install()?;
+    match cli.command {
+        Command::Send(a) => send(&a, &mut hooks),
+        Command::Sink(a) => sink(&a, &mut hooks),
+    }
+}
+
+fn send(a: &SendArgs, hooks: &mut Signals) -> Result<()> {
+    check_iface(&a.port.iface)?;
+    let src_mac = a
+        .src_mac
+        .or_else(|| iface_mac(&a.port.iface))
+        .unwrap_or(FALLBACK_SRC_MAC);
+    let tpl = Template::new(&a.frame_spec(src_mac))?;
+    let mut port = open(&a.port)?;
+    let rate = match a.rate {
+        Rate::Max => "max".to_string(),
+        Rate::Pps(r) => format!("{r}pps"),
+    };
+    hooks.progress(&format!(
+        "pktgen send: {} backend={} {} size={} flows={} rate={rate}",
+        a.port.iface,
+        port.backend(),
+        port.detail(),
+        a.size,
+        a.flows
+    ));
+    let st = tx::send(port.as_mut(), &tpl, &a.tx_config(), hooks);
+    let s = SendSummary::new(&st, tpl.len(), a.flows, &a.port.iface, port.backend());
+    drop(port);
+    let out = if a.port.json {
+        serde_json::to_string(&s)?
+    } else {
+        s.line()
+    };
+    emit(&out)
+}
+
+fn sink(a: &SinkArgs, hooks: &mut Signals) -> Result<()> {
+    check_iface(&a.port.iface)?;
+    let mut port = open(&a.port)?;
+    hooks.progress(&format!(
+        "pktgen sink: {} backend={} {} ready",
+        a.port.iface,
+        port.backend(),
+        port.detail()
+    ));
+    let (t, _) = rx::sink(port.as_mut(), &a.rx_config(), hooks);
+    let s = SinkSummary::new(&t, a.expect, &a.port.iface, port.backend());
+    drop(port);
+    if a.port.json {
+        emit(&serde_json::to_string(&s)?)
+    } else {
+        emit(&s.line())?;
+        if t.latency.count() > 0 {
+            hooks.progress(&format!("note: {LATENCY_NOTE}"));
+        }
+        Ok(())
+    }
+}
+
+/// Pins the thread (if asked) and opens the port.
+fn open(p: &PortArgs) -> Result<Box<dyn Port>> {
+    if let Some(cpu) = p.cpu {
+        pin(cpu)?;
+    }
+    Ok(open_port(&p.iface, p.queue, p.backend)?)
+}
+
+fn check_iface(iface: &str) -> Result<()> {
+    match nix::net::if_::if_nametoindex(iface) {
+        Ok(_) => Ok(()),
+        Err(e) => bail!("interface {iface} not found ({})", e.desc()),
+    }
+}
+
+/// The interface's own MAC, from sysfs.
+fn iface_mac(iface: &str) -> Option<MacAddr> {
+    std::fs::read_to_string(format!("/sys/class/net/{iface}/address"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn pin(cpu: usize) -> Result<()> {
+    let ids = core_affinity::get_core_ids().unwrap_or_default();
+    if !ids.iter().any(|c| c.id == cpu) {
+        let list: Vec<String> = ids.iter().map(|c| c.id.to_string()).collect();
+        bail!(
+            "--cpu {cpu}: no such CPU (this process may use {})",
+            list.join(",")
+        );
+    }
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+        bail!("--cpu {cpu}: cannot pin the thread to it");
+    }
+    Ok(())
+}
+
+/// SIGINT and SIGTERM, blocked and read from a signalfd: a run stops at
+/// its next check and still prints its summary.
+struct Signals {
+    fd: SignalFd,
+    caught: bool,
+}
+
+impl Signals {
+    fn install() -> Result<Signals> {
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGINT);
+        set.add(Signal::SIGTERM);
+        // Single-threaded: blocking on this thread blocks for the process.
+        set.thread_block().context("block SIGINT/SIGTERM")?;
+        let fd = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| anyhow!("signalfd: {}", e.desc()))?;
+        Ok(Signals { fd, caught: false })
+    }
+}
+
+impl Hooks for Signals {
+    fn stop(&mut self) -> bool {
+        if !self.caught {
+            self.caught = matches!(self.fd.read_signal(), Ok(Some(_)));
+        }
+        self.caught
+    }
+
+    fn progress(&mut self, line: &str) {
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+}
+
+/// Writes the summary line; a reader that went away is not an error.
+fn emit(line: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{line}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(anyhow!("cannot write the summary: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `--help` and `--version` print as clap prints them; every other clap
+/// error becomes one line and status 2.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            fail(2, "no command given: send or sink (try 'pktgen --help')")
+        }
+        _ => {
+            let text = e.render().to_string();
+            let mut msg = text
+                .lines()
+                .find_map(|l| l.strip_prefix("error: "))
+                .unwrap_or("invalid command line")
+                .to_string();
+            for line in text.lines().map(str::trim) {
+                if let Some(tip) = line.strip_prefix("tip: ") {
+                    msg = format!("{msg}; {tip}");
+                } else if line.starts_with("[possible values: ") {
+                    msg = format!("{msg} {line}");
+                }
+            }
+            msg.push_str(" (try 'pktgen --help')");
+            fail(2, &msg)
+        }
+    }
+}
+
+/// Prints `pktgen: <msg>` as one line on stderr and returns `code`.
+fn fail(code: u8, msg: &str) -> ExitCode {
+    let msg = msg
+        .split(['\n', '\r'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let _ = writeln!(std::io::stderr().lock(), "pktgen: {msg}");
+    ExitCode::from(code)
+}

@@ -1,0 +1,412 @@
+//! `pktgen` end to end: argument errors (no privileges needed), and
+//! send/sink runs over a veth pair between two network namespaces (root:
+//! skipped with a printed reason outside CI, a failure in CI).
+//!
+//! Every namespace, interface and process a test creates carries the
+//! process id in its name and is removed by a guard, even when the test
+//! panics; addresses are 198.18.X.Y inside those namespaces only.
+#![forbid(unsafe_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const PKTGEN: &str = env!("CARGO_BIN_EXE_pktgen");
+
+fn pktgen(args: &[&str]) -> Output {
+    Command::new(PKTGEN)
+        .args(args)
+        .output()
+        .expect("run pktgen")
+}
+
+/// Runs pktgen, expects failure with `code` and one stderr line
+/// containing every `needle`.
+fn expect_error(args: &[&str], code: i32, needles: &[&str]) {
+    let o = pktgen(args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(code), "{args:?}: stderr {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: one line expected: {err}");
+    assert!(err.starts_with("pktgen: "), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "{args:?}: {err:?} lacks {n:?}");
+    }
+    assert!(o.stdout.is_empty(), "{args:?}: nothing on stdout");
+}
+
+/// `pktgen send` on `lo` with valid defaults, each flag in `set`
+/// replacing its default or added.
+fn send_args<'a>(set: &[(&'a str, &'a str)]) -> Vec<&'a str> {
+    let mut flags = vec![
+        ("--iface", "lo"),
+        ("--dst-mac", "02:00:00:00:00:02"),
+        ("--src-ip", "198.18.0.1"),
+        ("--dst-ip", "198.18.0.2"),
+        ("--count", "1"),
+    ];
+    for &(k, v) in set {
+        match flags.iter_mut().find(|(f, _)| *f == k) {
+            Some(slot) => slot.1 = v,
+            None => flags.push((k, v)),
+        }
+    }
+    let mut args = vec!["send"];
+    for (k, v) in flags {
+        args.extend([k, v]);
+    }
+    args
+}
+
+#[test]
+fn bad_arguments_are_one_line_errors() {
+    let missing = format!("pgnope{}", std::process::id() % 100_000);
+    expect_error(
+        &send_args(&[("--iface", &missing)]),
+        1,
+        &[&missing, "not found"],
+    );
+    expect_error(
+        &["sink", "--iface", &missing, "--duration", "1"],
+        1,
+        &[&missing, "not found"],
+    );
+    expect_error(&send_args(&[("--size", "59")]), 2, &["--size", "59"]);
+    expect_error(&send_args(&[("--size", "1515")]), 2, &["--size", "1515"]);
+    expect_error(
+        &send_args(&[("--dst-mac", "02:00:00:00:00:zz")]),
+        2,
+        &["--dst-mac", "02:00:00:00:00:zz"],
+    );
+    expect_error(
+        &send_args(&[("--src-mac", "02:00:00:00:00")]),
+        2,
+        &["--src-mac", "MAC"],
+    );
+    expect_error(
+        &send_args(&[("--src-ip", "198.18.0.300")]),
+        2,
+        &["--src-ip", "198.18.0.300"],
+    );
+    expect_error(
+        &send_args(&[("--duration", "1")]),
+        2,
+        &["--count", "--duration"],
+    );
+    expect_error(
+        &["sink", "--iface", "lo", "--count", "5", "--duration", "1"],
+        2,
+        &["--count", "--duration"],
+    );
+    expect_error(&send_args(&[("--rate", "0")]), 2, &["--rate"]);
+    expect_error(&send_args(&[("--flows", "0")]), 2, &["--flows"]);
+    expect_error(&send_args(&[("--backend", "dpdk")]), 2, &["dpdk"]);
+    expect_error(
+        &send_args(&[("--vxlan", "1,198.18.0.1")]),
+        2,
+        &["--vxlan"],
+    );
+    expect_error(&send_args(&[("--dst-ip", "")]), 2, &["--dst-ip"]);
+    // Checked after parsing, before any port is opened.
+    expect_error(
+        &send_args(&[("--vxlan", "1,198.18.1.1,198.18.1.2")]),
+        1,
+        &["--size 60", "110"],
+    );
+    expect_error(
+        &["sink", "--iface", "lo", "--cpu", "100000", "--duration", "1"],
+        1,
+        &["--cpu 100000"],
+    );
+    expect_error(&[], 2, &["send or sink"]);
+    assert!(pktgen(&["--help"]).status.success());
+}
+
+// ------------------------------------------------------------ veth runs
+
+/// True when the loopback tests can run; otherwise prints why (or, in
+/// CI, fails).
+fn may_run(test: &str) -> bool {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
+        })
+        .and_then(|u| u.parse::<u32>().ok());
+    let reason = if uid != Some(0) {
+        Some("needs root (network namespaces, AF_XDP)")
+    } else if !Command::new("ip")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        Some("needs iproute2 (`ip`)")
+    } else {
+        None
+    };
+    match reason {
+        None => true,
+        Some(r) if std::env::var_os("CI").is_some() => panic!("{test}: {r}"),
+        Some(r) => {
+            println!("skipping: {test}: {r}");
+            false
+        }
+    }
+}
+
+fn sh(line: &str) {
+    let o = Command::new("sh")
+        .args(["-c", line])
+        .output()
+        .expect("run sh");
+    assert!(
+        o.status.success(),
+        "failed: {line}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Two namespaces joined by a veth pair; deleted on drop.
+struct Veth {
+    ns: [String; 2],
+    ifs: [String; 2],
+    macs: [&'static str; 2],
+    ips: [String; 2],
+}
+
+impl Veth {
+    fn new(tag: &str) -> Veth {
+        let pid = std::process::id() % 100_000;
+        let x = 20 + pid % 200;
+        let v = Veth {
+            ns: [format!("pg{tag}a{pid}"), format!("pg{tag}b{pid}")],
+            ifs: [format!("pg{tag}a{pid}"), format!("pg{tag}b{pid}")],
+            macs: ["02:00:00:70:67:01", "02:00:00:70:67:02"],
+            ips: [format!("198.18.{x}.1"), format!("198.18.{x}.2")],
+        };
+        v.teardown();
+        for ns in &v.ns {
+            sh(&format!("ip netns add {ns}"));
+            // No IPv6 noise (router solicitations, MLD) on the test link.
+            sh(&format!(
+                "ip netns exec {ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
+            ));
+            sh(&format!("ip -n {ns} link set lo up"));
+        }
+        sh(&format!(
+            "ip link add {} netns {} type veth peer name {} netns {}",
+            v.ifs[0], v.ns[0], v.ifs[1], v.ns[1]
+        ));
+        for i in 0..2 {
+            let (ns, ifc) = (&v.ns[i], &v.ifs[i]);
+            sh(&format!(
+                "ip -n {ns} link set {ifc} address {} mtu 1500",
+                v.macs[i]
+            ));
+            sh(&format!("ip -n {ns} addr add {}/24 dev {ifc}", v.ips[i]));
+            sh(&format!("ip -n {ns} link set {ifc} up"));
+        }
+        v
+    }
+
+    fn teardown(&self) {
+        for ns in &self.ns {
+            let _ = Command::new("sh")
+                .args([
+                    "-c",
+                    &format!("ip netns pids {ns} 2>/dev/null | xargs -r kill -9; ip netns del {ns} 2>/dev/null"),
+                ])
+                .status();
+        }
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+/// A pktgen process, killed on drop; stderr lines arrive on a channel.
+struct Proc {
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Proc {
+    fn spawn(ns: &str, args: &[&str]) -> Proc {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", ns, PKTGEN])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn pktgen");
+        let (tx, rx) = mpsc::channel();
+        let err = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Proc {
+            child,
+            stderr: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a stderr line containing `needle`.
+    fn wait_line(&mut self, needle: &str, timeout: Duration) {
+        let end = Instant::now() + timeout;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.stderr.recv_timeout(left) {
+                Ok(l) => {
+                    let hit = l.contains(needle);
+                    self.seen.push(l);
+                    if hit {
+                        return;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("no {needle:?} line within {timeout:?}; stderr: {:?}", self.seen);
+    }
+
+    /// Waits for exit; returns stdout (panics on timeout or failure).
+    fn finish(mut self, timeout: Duration) -> String {
+        let end = Instant::now() + timeout;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                let mut out = String::new();
+                if let Some(mut o) = self.child.stdout.take() {
+                    let _ = std::io::Read::read_to_string(&mut o, &mut out);
+                }
+                self.seen.extend(self.stderr.try_iter());
+                assert!(st.success(), "pktgen failed ({st}); stderr: {:?}", self.seen);
+                return out;
+            }
+            if Instant::now() > end {
+                self.seen.extend(self.stderr.try_iter());
+                panic!("pktgen did not finish within {timeout:?}; stderr: {:?}", self.seen);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+/// Starts a sink on side B, sends from side A, returns (send, sink) summaries.
+fn run_pair(
+    v: &Veth,
+    backend: &str,
+    sink_extra: &[&str],
+    send_extra: &[&str],
+) -> (serde_json::Value, serde_json::Value) {
+    let mut sink_args = vec!["sink", "--iface", &v.ifs[1], "--backend", backend, "--json"];
+    sink_args.extend_from_slice(sink_extra);
+    let mut sink = Proc::spawn(&v.ns[1], &sink_args);
+    sink.wait_line("ready", Duration::from_secs(10));
+    let mut send_args = vec![
+        "send",
+        "--iface",
+        &v.ifs[0],
+        "--backend",
+        backend,
+        "--dst-mac",
+        v.macs[1],
+        "--src-ip",
+        &v.ips[0],
+        "--dst-ip",
+        &v.ips[1],
+        "--json",
+    ];
+    send_args.extend_from_slice(send_extra);
+    let sent = Proc::spawn(&v.ns[0], &send_args).finish(Duration::from_secs(20));
+    let got = sink.finish(Duration::from_secs(20));
+    (json(&sent), json(&got))
+}
+
+#[test]
+fn veth_loopback_counts_every_frame_and_finds_loss() {
+    if !may_run("veth_loopback_counts_every_frame_and_finds_loss") {
+        return;
+    }
+    let v = Veth::new("l");
+
+    // AF_XDP both ends, 10000 frames at a moderate rate: nothing lost.
+    let (tx, rx) = run_pair(
+        &v,
+        "afxdp",
+        &["--count", "10000"],
+        &["--count", "10000", "--rate", "20000", "--flows", "4"],
+    );
+    assert_eq!(tx["sent"], 10_000, "{tx}");
+    assert_eq!(tx["backend"], "afxdp");
+    assert_eq!(rx["received"], 10_000, "{rx}");
+    assert_eq!(rx["lost"], 0, "{rx}");
+    assert_eq!(rx["duplicates"], 0, "{rx}");
+    assert_eq!(rx["reordered"], 0, "{rx}");
+    assert_eq!(rx["flows"], 4, "{rx}");
+    assert!(rx["p50_us"].as_f64().is_some_and(|l| l > 0.0), "{rx}");
+    let pps = tx["pps"].as_u64().unwrap();
+    assert!((15_000..=25_000).contains(&pps), "paced at 20 kpps: {tx}");
+
+    // A gap every 100 sequence numbers: the sink reports the 99 "lost".
+    let (tx, rx) = run_pair(
+        &v,
+        "afxdp",
+        &["--count", "10000"],
+        &["--count", "10000", "--rate", "50000", "--test-seq-gap", "100"],
+    );
+    assert_eq!(tx["sent"], 10_000, "{tx}");
+    assert_eq!(rx["received"], 10_000, "{rx}");
+    assert_eq!(rx["lost"], 99, "{rx}");
+
+    // VXLAN-encapsulated probes are read through the encapsulation.
+    let (_, rx) = run_pair(
+        &v,
+        "afxdp",
+        &["--count", "2000"],
+        &[
+            "--count",
+            "2000",
+            "--rate",
+            "50000",
+            "--size",
+            "128",
+            "--vxlan",
+            &format!("42,{},{}", v.ips[0], v.ips[1]),
+        ],
+    );
+    assert_eq!((rx["received"].as_u64(), rx["lost"].as_u64()), (Some(2000), Some(0)), "{rx}");
+
+    // The AF_PACKET backend, and a sink told the sent count (tail loss).
+    let (tx, rx) = run_pair(
+        &v,
+        "afpacket",
+        &["--duration", "2", "--expect", "2100"],
+        &["--count", "2000", "--rate", "20000"],
+    );
+    assert_eq!(tx["sent"], 2000, "{tx}");
+    assert_eq!(tx["backend"], "afpacket");
+    assert_eq!(rx["received"], 2000, "{rx}");
+    assert_eq!(rx["lost"], 100, "{rx}");
+}
