@@ -73,6 +73,13 @@ fn pods_on_two_nodes_talk_through_vxlan() {
         a.vswitchd.log_text(),
         b.vswitchd.log_text()
     );
+    // Keep traffic flowing until the capture has its packets (it may have
+    // started listening after the first ping).
+    let mut cap = cap;
+    wait_for(Duration::from_secs(8), || {
+        let _ = pa.ns.ok(&format!("ping -c 1 -W 1 {}", pb.ip));
+        matches!(cap.try_wait(), Ok(Some(_)))
+    });
     let out = cap.wait_with_output_lossy();
     assert!(out.contains("vni 42"), "underlay capture: {out}");
 
@@ -158,4 +165,46 @@ impl LossyOutput for std::process::Child {
             Err(e) => e.to_string(),
         }
     }
+}
+
+#[test]
+fn remote_nodes_are_added_and_removed_at_run_time() {
+    if !require_root("remote_nodes_are_added_and_removed_at_run_time") {
+        return;
+    }
+    let _g = serial();
+    let (na, nb) = (Netns::new(&tag("ra")), Netns::new(&tag("rb")));
+    let _ul = Underlay::new(&tag("ru"), 9, &[&na, &nb]);
+    // Node A starts knowing nobody; node B knows A from its config.
+    let a = Node::start_in(na, 41, "uplink = \"ul0\"\nvtep_ip = \"198.18.9.1\"\nvni = 42\n", "");
+    let b = overlay_node(nb, 42, 9, 2, 1, 41, None);
+    let pa = a.pod(&tag("rpa"));
+    let pb = b.pod(&tag("rpb"));
+    assert!(!ping(&pa.ns, &pb.ip), "A does not know B yet");
+    a.vswitchd.ofctl(&["add-node", "peer", "10.244.42.0/24", "198.18.9.2"]);
+    assert!(
+        wait_for(Duration::from_secs(10), || ping(&pa.ns, &pb.ip)),
+        "after add-node\n{}",
+        a.vswitchd.log_text()
+    );
+    // Show lists the VXLAN port and the remote with its resolved next hop.
+    let show = a.vswitchd.ofctl(&["show"]);
+    assert!(show.contains("65000(vxlan): vni 42"), "{show}");
+    assert!(show.contains("remote peer: 10.244.42.0/24") && !show.contains("unresolved"), "{show}");
+    let nodes = a.vswitchd.ofctl(&["dump-nodes"]);
+    assert!(nodes.contains("198.18.9.2"), "{nodes}");
+    // The model's flows carry its cookie.
+    let flows = a.vswitchd.ofctl(&["dump-flows", "cookie=0x5653000000000000/0xffff000000000000"]);
+    assert!(flows.contains("tun_dst") || flows.contains("198.18.9.2"), "{flows}");
+    // Trace shows the route and the encapsulation.
+    let trace = a.vswitchd.ofctl(&["trace", &format!("in_port=1,ip,dl_dst={},nw_dst={}", gw_mac(&a), pb.ip)]);
+    assert!(trace.contains("65000") || trace.to_lowercase().contains("vxlan"), "{trace}");
+    a.vswitchd.ofctl(&["del-node", "peer"]);
+    assert!(!ping(&pa.ns, &pb.ip), "after del-node");
+    let ports = a.vswitchd.ofctl(&["dump-ports"]);
+    assert!(ports.contains("datapath drops"), "{ports}");
+}
+
+fn gw_mac(n: &Node) -> String {
+    n.ns.exec("cat /sys/class/net/vsw0/address").trim().to_string()
 }

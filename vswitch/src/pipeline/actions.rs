@@ -150,9 +150,13 @@ impl Exec<'_> {
 
     #[inline]
     fn output_any(&mut self, p: &mut Pkt, port: u32, fin: bool) {
+        // The tunnel port first: it has no slot, and its number is beyond
+        // the port map's array (a hash probe to find nothing).
+        if self.snap.is_tunnel_port(port) {
+            return self.encap(p, fin);
+        }
         match self.snap.slot_of.get(port) {
             Some(slot) => self.emit(p, slot, fin),
-            None if self.snap.is_tunnel_port(port) => self.encap(p, fin),
             None => p.last_drop = DropReason::NoSuchPort,
         }
     }
