@@ -545,3 +545,12 @@ backends = ["10.244.1.5:8080", "10.244.2.7:8080"]
         assert!(e.to_string().contains("pod_cidr"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    #[test]
+    fn the_shipped_example_config_is_valid() {
+        let text = include_str!("../../../configs/node-a.toml");
+        super::Config::parse(text).unwrap();
+    }
+}
