@@ -286,6 +286,7 @@ struct Prepared<'a> {
 impl<'a> Prepared<'a> {
     /// Checks `opts` and looks the interface up.
     fn new(iface: &'a str, queue: u32, opts: &AfXdpOptions) -> Result<Prepared<'a>, PortError> {
+        route_libbpf_logs();
         let fail =
             |step: String, e: io::Error| PortError::step(BACKEND, iface, Some(queue), step, e);
         let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidInput, msg);
@@ -422,6 +423,24 @@ impl<'a> Prepared<'a> {
         );
         port
     }
+}
+
+/// Sends libbpf's messages (which libxdp's loads go through too) to
+/// `tracing` instead of stderr: its "skipping unrecognized data section"
+/// notes on every socket are noise at info level, real problems come back
+/// as errors anyway.
+fn route_libbpf_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        fn to_tracing(level: libbpf_rs::PrintLevel, msg: String) {
+            let msg = msg.trim_end();
+            match level {
+                libbpf_rs::PrintLevel::Warn => tracing::debug!(target: "libbpf", "{msg}"),
+                _ => tracing::trace!(target: "libbpf", "{msg}"),
+            }
+        }
+        libbpf_rs::set_print(Some((libbpf_rs::PrintLevel::Debug, to_tracing)));
+    });
 }
 
 impl AfXdpPort {
