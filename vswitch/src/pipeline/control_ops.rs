@@ -145,6 +145,7 @@ impl Master {
         // While a tunnel is configured the uplink carries only the underlay:
         // flood (and normal's flooding) never sends pod frames out of it.
         let uplink = self.tunnel.as_ref().map(|t| t.uplink_ofport);
+        let dispatch = self.flows.values().any(|f| f.dispatch.is_some());
         Snapshot {
             generation: self.generation,
             tables,
@@ -162,6 +163,7 @@ impl Master {
             slot_of,
             local_port: self.local_port,
             tunnel,
+            dispatch,
         }
     }
 }

@@ -114,6 +114,9 @@ pub struct DpFlow {
     pub mask: FlowKey,
     /// Compiled actions.
     pub actions: Box<[DpAction]>,
+    /// `Some(T)` when the only action is `goto_table:T` (a dispatch flow,
+    /// which the pipeline follows batch-wise).
+    pub dispatch: Option<u8>,
     /// When it was installed.
     pub created: Instant,
     /// One slot per worker.
@@ -272,11 +275,16 @@ fn set_field(f: CField, v: u64) -> Result<DpAction, CompileError> {
 pub fn compile_flow(flow: Flow, workers: usize) -> Result<DpFlow, CompileError> {
     let (value, mask) = compile_match(&flow)?;
     let actions = compile_actions(&flow.actions)?;
+    let dispatch = match *actions {
+        [DpAction::GotoTable(t)] => Some(t),
+        _ => None,
+    };
     Ok(DpFlow {
         spec: flow,
         value,
         mask,
         actions,
+        dispatch,
         created: Instant::now(),
         stats: (0..workers.max(1)).map(|_| StatSlot::default()).collect(),
     })

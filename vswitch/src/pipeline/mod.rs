@@ -8,6 +8,10 @@
 //!                     ─▶ per-port tx staging ─▶ tx burst (the caller flushes)
 //! ```
 //!
+//! Table 0 is looked up for the whole batch, and so is the table named by
+//! a flow whose only action is `goto_table` (a dispatch flow); the actions
+//! then run packet by packet.
+//!
 //! Every packet ends in exactly one of: transmitted on one or more ports, or
 //! dropped with a [`DropReason`] that is counted. Stages run over the whole
 //! batch before the next starts, so each stage's code and data stay hot.
@@ -140,6 +144,8 @@ pub struct Snapshot {
     pub local_port: Option<u32>,
     /// The VXLAN tunnel, if configured.
     pub tunnel: Option<TunnelSnap>,
+    /// True when some flow is a dispatch flow (only `goto_table`).
+    pub dispatch: bool,
 }
 
 /// OpenFlow port number → port slot: an array for the small numbers pods
@@ -235,6 +241,9 @@ pub struct WorkerCtx {
     keys: Box<[FlowKey; BATCH]>,
     offs: [Offsets; BATCH],
     hit: [u32; BATCH],
+    /// Table of each packet's `hit`, and the `goto_table`s followed to it.
+    table: [u8; BATCH],
+    depth: [u8; BATCH],
     tx: Vec<Vec<Desc>>,
     pending: Vec<u16>,
     l2: L2Cache,
@@ -259,6 +268,10 @@ pub(crate) struct L2Cache {
     /// `(mac, vlan) -> port` looked up in this batch.
     pub lookup: Option<([u8; 6], u16, Option<u32>)>,
 }
+
+/// Rounds of the dispatch stage: how many pure `goto_table` flows in a row
+/// are followed batch-wise (any further one runs as an action).
+const GOTO_STAGES: u8 = 4;
 
 /// The classifier result "no flow".
 const MISS: u32 = u32::MAX;
@@ -316,6 +329,8 @@ impl Pipeline {
             keys: Box::new([FlowKey::default(); BATCH]),
             offs: [Offsets::default(); BATCH],
             hit: [MISS; BATCH],
+            table: [0; BATCH],
+            depth: [0; BATCH],
             tx: (0..MAX_PORT_SLOTS)
                 .map(|_| Vec::with_capacity(BATCH * 2))
                 .collect(),
@@ -401,12 +416,48 @@ impl Pipeline {
         }
 
         // Stage 2: classify in table 0 (exact-match cache first).
+        ctx.table[..n].fill(0);
+        ctx.depth[..n].fill(0);
         if let Some(t0) = snap.table(0) {
             for i in 0..n {
                 if ctx.hit[i] == DEAD {
                     continue;
                 }
                 ctx.hit[i] = lookup(&mut ctx.emc, t0, &ctx.keys[i], 0, snap.generation);
+            }
+        }
+
+        // Stage 2b: dispatch. A flow whose only action is `goto_table:T`
+        // (`in_port=N actions=goto_table:T`: how the control plane sorts
+        // traffic by where it came from) does nothing but the next lookup,
+        // so that lookup runs here for the whole batch, like table 0's,
+        // instead of packet by packet inside the actions.
+        let rounds = if snap.dispatch { GOTO_STAGES } else { 0 };
+        for round in 0..rounds {
+            let mut more = false;
+            for i in 0..n {
+                let hit = ctx.hit[i];
+                if hit == DEAD || hit == MISS || ctx.depth[i] != round {
+                    continue;
+                }
+                let Some(table) = snap.table(ctx.table[i]) else {
+                    continue;
+                };
+                let flow = &table.flows[hit as usize];
+                let Some(next) = flow.dispatch else {
+                    continue;
+                };
+                flow.stats(ctx.id).hit(u64::from(batch.descs[i].len), now);
+                ctx.table[i] = next;
+                ctx.depth[i] = round + 1;
+                ctx.hit[i] = match snap.table(next) {
+                    Some(t) => lookup(&mut ctx.emc, t, &ctx.keys[i], next, snap.generation),
+                    None => MISS,
+                };
+                more = true;
+            }
+            if !more {
+                break;
             }
         }
 
@@ -435,8 +486,9 @@ impl Pipeline {
                 in_slot,
             };
             if hit != MISS {
-                let flow = &snap.table(0).expect("table 0 hit").flows[hit as usize];
-                ex.run_flow(&mut p, flow, 0, 0, true);
+                let (table, depth) = (ex.ctx.table[i], ex.ctx.depth[i]);
+                let flow = &snap.table(table).expect("hit in a table").flows[hit as usize];
+                ex.run_flow(&mut p, flow, table, depth, true);
             }
             ex.finish(&mut p);
         }
@@ -444,44 +496,10 @@ impl Pipeline {
     }
 }
 
-/// The exact-match cache's hash of `key` in table `table_id`: four
-/// independent multiply/xor-shift lanes of three words each, combined at the
-/// end. [`FlowKey::hash64`] chains all twelve words through one serial
-/// multiply (about 60 cycles of latency per lookup); the lanes run in
-/// parallel, which matters when one packet does several lookups
-/// (`goto_table`, `resubmit`). Any consistent hash serves the cache: it
-/// only picks a set and is compared before the key.
-#[inline(always)]
-fn emc_hash(key: &FlowKey, table_id: u8) -> u64 {
-    const K: [u64; 4] = [
-        0x9e37_79b9_7f4a_7c15,
-        0xc2b2_ae3d_27d4_eb4f,
-        0x1656_67b1_9e37_79f9,
-        0x85eb_ca77_c2b2_ae63,
-    ];
-    const _: () = assert!(key::KEY_WORDS == 12);
-    let w = &key.w;
-    let mut lanes = [0u64; 4];
-    for (j, lane) in lanes.iter_mut().enumerate() {
-        let mut h = K[j];
-        for x in &w[j * 3..j * 3 + 3] {
-            h = (h ^ x).wrapping_mul(K[(j + 1) & 3]);
-            h ^= h >> 29;
-        }
-        *lane = h;
-    }
-    let h = lanes[0]
-        ^ lanes[1].rotate_left(16)
-        ^ lanes[2].rotate_left(32)
-        ^ lanes[3].rotate_left(48)
-        ^ u64::from(table_id);
-    h ^ (h >> 31)
-}
-
 /// Looks `key` up in `table` (id `table_id`): EMC, then the classifier.
 #[inline]
 fn lookup(emc: &mut Emc, table: &TableSnap, key: &FlowKey, table_id: u8, gen: u64) -> u32 {
-    let h = emc_hash(key, table_id);
+    let h = key.hash64() ^ u64::from(table_id);
     if let Some(idx) = emc.lookup(key, h, table_id, gen) {
         return idx;
     }

@@ -422,3 +422,46 @@ fn add_flows_is_atomic() {
     assert!(s.pipeline().replace_flows(flows).is_err());
     assert_eq!(s.pipeline().flow_count(), 1);
 }
+
+#[test]
+fn dispatch_flows_are_followed_batch_wise_with_openflow_semantics() {
+    let mut s = Scenario::new(&[1, 2, 3]);
+    // A chain of pure goto_table flows longer than the dispatch stage
+    // follows, then a table that routes tcp and sends udp to a missing table.
+    let mut text = String::from("table=0,priority=5,in_port=1 actions=goto_table:1\n");
+    for t in 1..7 {
+        text.push_str(&format!("table={t} actions=goto_table:{}\n", t + 1));
+    }
+    text.push_str(
+        "table=7,priority=10,tcp actions=output:2\n\
+         table=7,priority=10,udp actions=goto_table:9\n\
+         table=0,priority=1 actions=output:3\n",
+    );
+    s.flows(&text);
+    // One batch mixing dispatched and directly matched packets.
+    let t = tcp(A, B, [1, 1, 1, 1], [2, 2, 2, 2], 1, 2);
+    let u = udp(A, B, [1, 1, 1, 1], [2, 2, 2, 2], 1, 2);
+    for f in [&t, &u, &t] {
+        s.link(1).inject(f);
+    }
+    s.link(2).inject(&t);
+    let o = s.step();
+    assert_eq!(o.out[&2].len(), 2);
+    assert_eq!(o.out[&3].len(), 1, "port 2's packet matched the catch-all");
+    assert_eq!(s.drops(DropReason::NoMatch), 1, "goto to a missing table");
+    // Every flow on the way counted its packets.
+    let d = s
+        .pipeline()
+        .dump_flows(&control::flow::parse_filter("").unwrap())
+        .unwrap();
+    for f in &d {
+        let want = match (f.flow.table, f.flow.priority) {
+            (0, 1) => 1,
+            (7, _) if f.flow.matches.to_string().contains("udp") => 1,
+            (7, _) => 2,
+            _ => 3,
+        };
+        assert_eq!(f.stats.n_packets, want, "{}", f.flow);
+    }
+    assert_eq!(s.sw.pool().available(), s.sw.pool().capacity() as usize);
+}

@@ -378,7 +378,7 @@ impl Tracer<'_> {
         self.say(
             depth,
             format!(
-                "{head}, next hop {}, out uplink port {} (frames over {} bytes: mtu-exceeded)",
+                "{head}, next hop {}, out uplink port {} (inner frames over {} bytes: mtu-exceeded)",
                 control::MacAddr(nh),
                 t.uplink,
                 t.underlay_mtu - 36

@@ -334,11 +334,12 @@ fn check(
     if eth.ethertype() != ethertype::IPV4 {
         return Err(DropReason::NotOurVtep);
     }
-    let ip = Ipv4Packet::new_checked(eth.payload()).map_err(|_| DropReason::BadIpv4)?;
+    let l3 = eth.payload();
+    let ip = Ipv4Packet::new_checked(l3).map_err(|_| DropReason::BadIpv4)?;
     if u32::from_be_bytes(ip.dst_addr()) != t.local_ip || ip.protocol() != ip_proto::UDP {
         return Err(DropReason::NotOurVtep);
     }
-    if !ip.verify_checksum() {
+    if !header_checksum_ok(l3, &ip) {
         return Err(DropReason::BadIpv4);
     }
     let udp = UdpPacket::new_checked(ip.payload()).map_err(|_| DropReason::BadL4)?;
@@ -381,6 +382,23 @@ fn check(
         + VxlanPacket::<&[u8]>::HEADER_LEN;
     // Both fit a u16: they are within a frame of at most 64 KiB.
     Ok((outer as u16, inner.len() as u16, src))
+}
+
+/// True when the IPv4 header at the start of `l3` (checked as `ip`)
+/// verifies. The usual 20-byte header is summed inline: the generic
+/// `checksum::data` call was 5% of a decapsulation in `vxlan/decap/64`.
+#[inline(always)]
+fn header_checksum_ok(l3: &[u8], ip: &Ipv4Packet<&[u8]>) -> bool {
+    let Some(h) = l3.first_chunk::<20>().filter(|_| ip.header_len() == 20) else {
+        return ip.verify_checksum();
+    };
+    let mut sum: u32 = 0;
+    for w in h.chunks_exact(2) {
+        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum == 0xffff
 }
 
 impl Exec<'_> {
