@@ -101,11 +101,7 @@ fn bad_arguments_are_one_line_errors() {
     expect_error(&send_args(&[("--rate", "0")]), 2, &["--rate"]);
     expect_error(&send_args(&[("--flows", "0")]), 2, &["--flows"]);
     expect_error(&send_args(&[("--backend", "dpdk")]), 2, &["dpdk"]);
-    expect_error(
-        &send_args(&[("--vxlan", "1,198.18.0.1")]),
-        2,
-        &["--vxlan"],
-    );
+    expect_error(&send_args(&[("--vxlan", "1,198.18.0.1")]), 2, &["--vxlan"]);
     expect_error(&send_args(&[("--dst-ip", "")]), 2, &["--dst-ip"]);
     // Checked after parsing, before any port is opened.
     expect_error(
@@ -114,7 +110,15 @@ fn bad_arguments_are_one_line_errors() {
         &["--size 60", "110"],
     );
     expect_error(
-        &["sink", "--iface", "lo", "--cpu", "100000", "--duration", "1"],
+        &[
+            "sink",
+            "--iface",
+            "lo",
+            "--cpu",
+            "100000",
+            "--duration",
+            "1",
+        ],
         1,
         &["--cpu 100000"],
     );
@@ -277,7 +281,10 @@ impl Proc {
                 Err(_) => break,
             }
         }
-        panic!("no {needle:?} line within {timeout:?}; stderr: {:?}", self.seen);
+        panic!(
+            "no {needle:?} line within {timeout:?}; stderr: {:?}",
+            self.seen
+        );
     }
 
     /// Waits for exit; returns stdout (panics on timeout or failure).
@@ -290,12 +297,19 @@ impl Proc {
                     let _ = std::io::Read::read_to_string(&mut o, &mut out);
                 }
                 self.seen.extend(self.stderr.try_iter());
-                assert!(st.success(), "pktgen failed ({st}); stderr: {:?}", self.seen);
+                assert!(
+                    st.success(),
+                    "pktgen failed ({st}); stderr: {:?}",
+                    self.seen
+                );
                 return out;
             }
             if Instant::now() > end {
                 self.seen.extend(self.stderr.try_iter());
-                panic!("pktgen did not finish within {timeout:?}; stderr: {:?}", self.seen);
+                panic!(
+                    "pktgen did not finish within {timeout:?}; stderr: {:?}",
+                    self.seen
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -374,7 +388,14 @@ fn veth_loopback_counts_every_frame_and_finds_loss() {
         &v,
         "afxdp",
         &["--count", "10000"],
-        &["--count", "10000", "--rate", "50000", "--test-seq-gap", "100"],
+        &[
+            "--count",
+            "10000",
+            "--rate",
+            "50000",
+            "--test-seq-gap",
+            "100",
+        ],
     );
     assert_eq!(tx["sent"], 10_000, "{tx}");
     assert_eq!(rx["received"], 10_000, "{rx}");
@@ -396,7 +417,11 @@ fn veth_loopback_counts_every_frame_and_finds_loss() {
             &format!("42,{},{}", v.ips[0], v.ips[1]),
         ],
     );
-    assert_eq!((rx["received"].as_u64(), rx["lost"].as_u64()), (Some(2000), Some(0)), "{rx}");
+    assert_eq!(
+        (rx["received"].as_u64(), rx["lost"].as_u64()),
+        (Some(2000), Some(0)),
+        "{rx}"
+    );
 
     // The AF_PACKET backend, and a sink told the sent count (tail loss).
     let (tx, rx) = run_pair(

@@ -147,6 +147,42 @@ pub enum Request {
     },
     /// List the remote nodes.
     DumpNodes {},
+    /// Add a Service, or replace the one of that name (its endpoints, say):
+    /// new connections to `vip:port/protocol` are spread over `endpoints`
+    /// (`control::model`). Refused when another Service has that
+    /// `VIP:PORT/PROTO`.
+    AddService {
+        /// Service name (`NAME` or `NAMESPACE/NAME`).
+        name: String,
+        /// The virtual IPv4 address.
+        vip: String,
+        /// The Service port, 1-65535.
+        port: u16,
+        /// `tcp` or `udp`.
+        protocol: String,
+        /// Backends as `IP:PORT`; none: new connections are dropped.
+        #[serde(default)]
+        endpoints: Vec<String>,
+    },
+    /// Remove a Service; succeeds if it is not known (replies `count` 1 or 0).
+    DelService {
+        /// Service name.
+        name: String,
+    },
+    /// List the Services.
+    DumpServices {},
+    /// List connection-tracking entries (one zone, or all).
+    DumpConntrack {
+        /// Only this zone.
+        #[serde(default)]
+        zone: Option<u16>,
+    },
+    /// Delete connection-tracking entries (one zone, or all); replies `count`.
+    FlushConntrack {
+        /// Only this zone.
+        #[serde(default)]
+        zone: Option<u16>,
+    },
 }
 
 /// A reply with its protocol version.
@@ -237,6 +273,18 @@ pub enum Reply {
     Nodes {
         /// The remote nodes, by name.
         nodes: Vec<NodeRow>,
+    },
+    /// `dump-services`.
+    Services {
+        /// The Services, by name.
+        services: Vec<ServiceRow>,
+    },
+    /// `dump-conntrack`.
+    Conntrack {
+        /// Entries as `ovs-dpctl dump-conntrack` prints them.
+        entries: Vec<String>,
+        /// Table-wide counters.
+        stats: CtStatsRow,
     },
 }
 
@@ -368,6 +416,40 @@ pub struct NodeRow {
     pub next_hop_mac: Option<String>,
 }
 
+/// One Service in `dump-services`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceRow {
+    /// Service name.
+    pub name: String,
+    /// Its virtual IP.
+    pub vip: String,
+    /// Its port.
+    pub port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// Its backends as `IP:PORT`.
+    pub endpoints: Vec<String>,
+}
+
+/// Connection-tracking counters in `dump-conntrack`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CtStatsRow {
+    /// Entries in the table now.
+    pub entries: u64,
+    /// The most entries the table holds.
+    pub limit: u64,
+    /// Connections committed since start.
+    pub committed: u64,
+    /// Commits refused (table full).
+    pub refused: u64,
+    /// Entries evicted early to make room.
+    pub early_dropped: u64,
+    /// Packets found invalid (`ct_state=+inv`).
+    pub invalid: u64,
+    /// Entries expired.
+    pub expired: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,5 +559,94 @@ mod tests {
             serde_json::to_string(&e).unwrap(),
             r#"{"version":1,"ok":false,"error":"no port 9"}"#
         );
+    }
+
+    #[test]
+    fn service_and_conntrack_requests_round_trip() {
+        let cases = [
+            (
+                Request::AddService {
+                    name: "default/web".into(),
+                    vip: "10.96.0.10".into(),
+                    port: 80,
+                    protocol: "tcp".into(),
+                    endpoints: vec!["10.244.1.5:8080".into(), "10.244.2.7:8080".into()],
+                },
+                r#"{"cmd":"add-service","name":"default/web","vip":"10.96.0.10","port":80,"protocol":"tcp","endpoints":["10.244.1.5:8080","10.244.2.7:8080"]}"#,
+            ),
+            (
+                Request::DelService {
+                    name: "default/web".into(),
+                },
+                r#"{"cmd":"del-service","name":"default/web"}"#,
+            ),
+            (Request::DumpServices {}, r#"{"cmd":"dump-services"}"#),
+            (
+                Request::DumpConntrack { zone: Some(1) },
+                r#"{"cmd":"dump-conntrack","zone":1}"#,
+            ),
+            (
+                Request::FlushConntrack { zone: None },
+                r#"{"cmd":"flush-conntrack","zone":null}"#,
+            ),
+        ];
+        for (req, json) in cases {
+            assert_eq!(serde_json::to_string(&req).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Request>(json).unwrap(), req);
+        }
+        // Optional fields may be left out; unknown and missing ones are refused.
+        let r: Request = serde_json::from_str(r#"{"cmd":"dump-conntrack"}"#).unwrap();
+        assert_eq!(r, Request::DumpConntrack { zone: None });
+        let r: Request = serde_json::from_str(r#"{"cmd":"flush-conntrack"}"#).unwrap();
+        assert_eq!(r, Request::FlushConntrack { zone: None });
+        let r: Request = serde_json::from_str(
+            r#"{"cmd":"add-service","name":"a","vip":"10.96.0.1","port":53,"protocol":"udp"}"#,
+        )
+        .unwrap();
+        assert!(matches!(r, Request::AddService { ref endpoints, .. } if endpoints.is_empty()));
+        for bad in [
+            r#"{"cmd":"dump-services","all":true}"#,
+            r#"{"cmd":"del-service"}"#,
+            r#"{"cmd":"add-service","name":"a","vip":"10.96.0.1","protocol":"tcp"}"#,
+            r#"{"cmd":"add-service","name":"a","vip":"10.96.0.1","port":70000,"protocol":"tcp"}"#,
+            r#"{"cmd":"dump-conntrack","zone":65536}"#,
+        ] {
+            assert!(serde_json::from_str::<Request>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn service_and_conntrack_replies_round_trip() {
+        let r = ReplyEnvelope::ok(Reply::Services {
+            services: vec![ServiceRow {
+                name: "default/web".into(),
+                vip: "10.96.0.10".into(),
+                port: 80,
+                protocol: "tcp".into(),
+                endpoints: vec!["10.244.1.5:8080".into()],
+            }],
+        });
+        let s = serde_json::to_string(&r).unwrap();
+        assert_eq!(
+            s,
+            r#"{"version":1,"ok":true,"reply":{"kind":"services","services":[{"name":"default/web","vip":"10.96.0.10","port":80,"protocol":"tcp","endpoints":["10.244.1.5:8080"]}]}}"#
+        );
+        assert_eq!(serde_json::from_str::<ReplyEnvelope>(&s).unwrap(), r);
+        let r = ReplyEnvelope::ok(Reply::Conntrack {
+            entries: vec!["tcp,orig=(src=10.244.1.5,dst=10.96.0.10,sport=40000,dport=80),reply=(src=10.244.2.7,dst=10.244.1.5,sport=8080,dport=40000),zone=1,protoinfo=(state=ESTABLISHED)".into()],
+            stats: CtStatsRow {
+                entries: 1,
+                limit: 65536,
+                committed: 3,
+                refused: 0,
+                early_dropped: 0,
+                invalid: 2,
+                expired: 2,
+            },
+        });
+        let s = serde_json::to_string(&r).unwrap();
+        assert!(s.contains(r#""kind":"conntrack""#), "{s}");
+        assert!(s.contains(r#""stats":{"entries":1,"limit":65536,"committed":3,"refused":0,"early_dropped":0,"invalid":2,"expired":2}"#), "{s}");
+        assert_eq!(serde_json::from_str::<ReplyEnvelope>(&s).unwrap(), r);
     }
 }

@@ -14,8 +14,13 @@
 //!   OpenFlow `LOCAL` (its interface, `vsw0`, holds the gateway IP, so the
 //!   kernel answers pods' ARP for the gateway with vsw0's MAC, `gw_mac`); the
 //!   VXLAN tunnel is the logical port [`VXLAN_OFPORT`].
-//! - Table 0 classifies (tunnel, routed, or L2), table 10 routes on the
-//!   destination IP. Same-node pod traffic and ARP stay L2 (`normal`).
+//! - Table 0 sends every IPv4 packet through conntrack (`ct(zone=1,nat,
+//!   table=1)`: replies are reverse-NATed, established connections keep
+//!   their backend) and classifies non-IP traffic; table 1 load-balances new
+//!   connections to a Service VIP through a select group whose buckets
+//!   commit and DNAT to one endpoint each; table 2 classifies IP traffic
+//!   (tunnel, routed, or L2) and table 10 routes on the destination IP.
+//!   Same-node pod traffic and ARP stay L2 (`normal`).
 //! - Tunnel traffic is only ever delivered to a local pod or to the gateway
 //!   IP, never re-encapsulated and never handed to the host for routing:
 //!   the node must not relay overlay traffic into its root namespace.
@@ -30,17 +35,22 @@
 //!   the remote node's name) and what is wrong with it.
 //!
 //! It does not keep state across calls, pick ofports, or resolve underlay
-//! next hops (the daemon does); it does not handle Services (a later table).
+//! next hops (the daemon does). Services: a connection whose client is its
+//! own chosen endpoint (hairpin) is not handled yet (docs/pipeline.md,
+//! "Services").
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::NodeRow;
-use crate::flow::{Action, Field, Flow, FlowFilter, Match, ETH_TYPE_IP};
+use crate::api::{NodeRow, ServiceRow};
+use crate::flow::{
+    ct_state, Action, Bucket, CtAction, Field, Flow, FlowFilter, Group, GroupType, Match, Nat,
+    ETH_TYPE_IP, IPPROTO_TCP, IPPROTO_UDP,
+};
 use crate::types::{MacAddr, PortNo};
 
 /// OpenFlow number of the VXLAN tunnel port: frames decapsulated from the
@@ -55,8 +65,17 @@ pub const VXLAN_OVERHEAD: u32 = 50;
 /// Largest VXLAN network identifier (24 bits).
 pub const MAX_VNI: u32 = 0xff_ffff;
 
-/// Table 0: classification (tunnel, routed, or L2-switched traffic).
+/// Table 0: every IPv4 packet to conntrack (zone [`CT_ZONE`]), then table
+/// [`TABLE_SERVICES`]; non-IP classification (tunnel or L2-switched traffic).
 pub const TABLE_CLASSIFY: u8 = 0;
+/// Table 1: Service load balancing of new connections to a VIP.
+pub const TABLE_SERVICES: u8 = 1;
+/// Table 2: IP classification (tunnel, routed, or L2-switched traffic).
+pub const TABLE_IP_CLASSIFY: u8 = 2;
+/// The conntrack zone of every connection the model tracks.
+pub const CT_ZONE: u16 = 1;
+/// Group ids of Services are [`service_group_id`]s: 31-bit hashes of the name.
+pub const SERVICE_GROUP_MASK: u32 = 0x7fff_ffff;
 /// Table 10: L3 forwarding on the destination IP.
 pub const TABLE_L3: u8 = 10;
 
@@ -284,6 +303,14 @@ pub enum ModelError {
         /// What is wrong.
         reason: String,
     },
+    /// Something wrong with a Service, named by its name.
+    #[error("service {service}: {reason}")]
+    Service {
+        /// The Service's name.
+        service: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 // ---- the model ---------------------------------------------------------------
@@ -300,6 +327,66 @@ pub struct NodeModel {
     /// The other nodes of the overlay, by node name.
     #[serde(default)]
     pub remotes: BTreeMap<String, RemoteNode>,
+    /// Services (virtual IPs load-balanced over endpoints), by name.
+    #[serde(default)]
+    pub services: BTreeMap<String, Service>,
+}
+
+/// The transport protocol of a Service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl Proto {
+    /// The IP protocol number.
+    pub fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => IPPROTO_TCP,
+            Proto::Udp => IPPROTO_UDP,
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        })
+    }
+}
+
+impl FromStr for Proto {
+    type Err = String;
+    /// `tcp` or `udp`, any case.
+    fn from_str(s: &str) -> Result<Proto, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(Proto::Tcp),
+            "udp" => Ok(Proto::Udp),
+            _ => Err(format!("invalid protocol {s:?}: expected tcp or udp")),
+        }
+    }
+}
+
+/// A Service: connections to `vip:port/protocol` are spread over `endpoints`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// The virtual IP (a ClusterIP, typically inside 10.96.0.0/12).
+    pub vip: Ipv4Addr,
+    /// The Service port.
+    pub port: u16,
+    /// TCP or UDP.
+    pub protocol: Proto,
+    /// Backends (`pod IP:target port`), each once; none means new
+    /// connections are dropped.
+    #[serde(default)]
+    pub endpoints: Vec<SocketAddrV4>,
 }
 
 /// This node's side of the overlay.
@@ -509,6 +596,129 @@ pub fn check_node_name(name: &str) -> Result<(), ModelError> {
     Ok(())
 }
 
+impl Service {
+    /// A Service from the text of a request (`add-service`): `vip` an IPv4
+    /// address, `protocol` `tcp`/`udp`, each endpoint `IP:PORT`; then
+    /// checked on its own ([`Service::validate`]).
+    pub fn parse(
+        name: &str,
+        vip: &str,
+        port: u16,
+        protocol: &str,
+        endpoints: &[String],
+    ) -> Result<Service, ModelError> {
+        let err = |reason: String| ModelError::Service {
+            service: name.to_string(),
+            reason,
+        };
+        check_service_name(name)?;
+        let vip: Ipv4Addr = vip
+            .parse()
+            .map_err(|_| err(format!("VIP {vip:?} is not an IPv4 address")))?;
+        let protocol: Proto = protocol.parse().map_err(err)?;
+        let endpoints = endpoints
+            .iter()
+            .map(|e| {
+                e.parse::<SocketAddrV4>().map_err(|_| {
+                    err(format!(
+                        "endpoint {e:?} is not IP:PORT like 10.244.1.5:8080"
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let s = Service {
+            vip,
+            port,
+            protocol,
+            endpoints,
+        };
+        s.validate(name)?;
+        Ok(s)
+    }
+
+    /// Checks the Service `name` on its own: a unicast VIP, a port, unicast
+    /// endpoints with ports, each endpoint once.
+    pub fn validate(&self, name: &str) -> Result<(), ModelError> {
+        let err = |reason: String| ModelError::Service {
+            service: name.to_string(),
+            reason,
+        };
+        check_service_name(name)?;
+        if !usable_unicast(self.vip) {
+            return Err(err(format!("VIP {} is not a unicast address", self.vip)));
+        }
+        if self.port == 0 {
+            return Err(err("port 0 is not usable (1-65535)".into()));
+        }
+        for (i, e) in self.endpoints.iter().enumerate() {
+            if !usable_unicast(*e.ip()) {
+                return Err(err(format!("endpoint {e} is not a unicast address")));
+            }
+            if e.port() == 0 {
+                return Err(err(format!("endpoint {e} has port 0")));
+            }
+            if *e.ip() == self.vip {
+                return Err(err(format!("endpoint {e} is the VIP itself")));
+            }
+            if self.endpoints[..i].contains(e) {
+                return Err(err(format!("endpoint {e} is listed twice")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `dump-services` row of Service `name`.
+    pub fn row(&self, name: &str) -> ServiceRow {
+        ServiceRow {
+            name: name.to_string(),
+            vip: self.vip.to_string(),
+            port: self.port,
+            protocol: self.protocol.to_string(),
+            endpoints: self.endpoints.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+}
+
+/// Checks that `name` can name a Service: `NAME` or `NAMESPACE/NAME`, each
+/// part lowercase letters, digits, `-` and `.`, starting and ending with a
+/// letter or digit; at most 253 characters in all.
+pub fn check_service_name(name: &str) -> Result<(), ModelError> {
+    let bad = |reason: &str| {
+        Err(ModelError::Service {
+            service: format!("{name:?}"),
+            reason: reason.to_string(),
+        })
+    };
+    if name.is_empty() {
+        return bad("empty name");
+    }
+    if name.len() > 253 {
+        return bad("name longer than 253 characters");
+    }
+    let ok = |c: u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let parts: Vec<&str> = name.split('/').collect();
+    if parts.len() > 2 {
+        return bad("expected NAME or NAMESPACE/NAME");
+    }
+    for p in parts {
+        if !p.bytes().all(|c| ok(c) || c == b'-' || c == b'.') {
+            return bad("only lowercase letters, digits, '-', '.' and one '/' are allowed");
+        }
+        let b = p.as_bytes();
+        if b.is_empty() || !ok(b[0]) || !ok(b[b.len() - 1]) {
+            return bad("each part must start and end with a letter or digit");
+        }
+    }
+    Ok(())
+}
+
+/// The id of Service `name`'s group: the low 31 bits of the FNV-1a hash of
+/// the name (stable across processes; [`NodeModel::upsert_service`] refuses
+/// a second Service with the same id).
+pub fn service_group_id(name: &str) -> u32 {
+    (fnv1a(name) as u32) & SERVICE_GROUP_MASK
+}
+
 impl NodeModel {
     /// A model of `node` with no pods and no remote nodes.
     pub fn new(node: LocalNode) -> Result<NodeModel, ModelError> {
@@ -517,6 +727,7 @@ impl NodeModel {
             node,
             pods: BTreeMap::new(),
             remotes: BTreeMap::new(),
+            services: BTreeMap::new(),
         })
     }
 
@@ -532,6 +743,58 @@ impl NodeModel {
         }
         for (name, r) in &self.remotes {
             self.check_remote(name, r)?;
+        }
+        for (name, svc) in &self.services {
+            self.check_service(name, svc)?;
+        }
+        Ok(())
+    }
+
+    /// Adds the Service `name`, or replaces it (its endpoints, say); returns
+    /// the old entry. The model is unchanged on error.
+    pub fn upsert_service(
+        &mut self,
+        name: &str,
+        service: Service,
+    ) -> Result<Option<Service>, ModelError> {
+        self.check_service(name, &service)?;
+        Ok(self.services.insert(name.to_string(), service))
+    }
+
+    /// Removes the Service `name`; `None` if it was not there.
+    pub fn remove_service(&mut self, name: &str) -> Option<Service> {
+        self.services.remove(name)
+    }
+
+    /// Checks Service `name` against the node and the other Services: a VIP
+    /// that is not the gateway's nor inside this node's pod CIDR, a
+    /// `VIP:PORT/PROTO` of its own, a group id of its own.
+    fn check_service(&self, name: &str, svc: &Service) -> Result<(), ModelError> {
+        let err = |reason: String| ModelError::Service {
+            service: name.to_string(),
+            reason,
+        };
+        svc.validate(name)?;
+        let cidr = self.node.pod_cidr;
+        if cidr.contains(svc.vip) {
+            return Err(err(format!(
+                "VIP {} is inside this node's pod CIDR {cidr}",
+                svc.vip
+            )));
+        }
+        let gid = service_group_id(name);
+        for (other, o) in self.services.iter().filter(|(o, _)| o.as_str() != name) {
+            if (o.vip, o.port, o.protocol) == (svc.vip, svc.port, svc.protocol) {
+                return Err(err(format!(
+                    "{}:{}/{} is already service {other}'s",
+                    svc.vip, svc.port, svc.protocol
+                )));
+            }
+            if service_group_id(other) == gid {
+                return Err(err(format!(
+                    "its group id {gid} is already service {other}'s (a hash collision: rename it)"
+                )));
+            }
         }
         Ok(())
     }
@@ -686,6 +949,11 @@ pub fn node_rows(model: &NodeModel) -> Vec<NodeRow> {
         .collect()
 }
 
+/// The `dump-services` rows of the model's Services, by name.
+pub fn service_rows(model: &NodeModel) -> Vec<ServiceRow> {
+    model.services.iter().map(|(name, s)| s.row(name)).collect()
+}
+
 // ---- cookies -----------------------------------------------------------------
 
 /// Which kind of model object a flow comes from: bits 47-40 of its cookie.
@@ -697,6 +965,8 @@ pub enum CookieKind {
     Pod = 2,
     /// A remote node; keyed by node name.
     Remote = 3,
+    /// A Service; keyed by Service name.
+    Service = 4,
 }
 
 /// The cookie of the flows of object `key` of `kind`:
@@ -705,12 +975,17 @@ pub enum CookieKind {
 /// FNV-1a rather than the standard library's hasher, whose output may change
 /// between Rust releases: cookies outlive the process that computed them.
 pub fn cookie(kind: CookieKind, key: &str) -> u64 {
+    COOKIE_MODEL | ((kind as u64) << 40) | (fnv1a(key) & 0xff_ffff_ffff)
+}
+
+/// FNV-1a 64 of `key`.
+fn fnv1a(key: &str) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in key.bytes() {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    COOKIE_MODEL | ((kind as u64) << 40) | (h & 0xff_ffff_ffff)
+    h
 }
 
 /// The kind of a model cookie; `None` for a cookie the model did not write.
@@ -722,6 +997,7 @@ pub fn cookie_kind(cookie: u64) -> Option<CookieKind> {
         1 => Some(CookieKind::Node),
         2 => Some(CookieKind::Pod),
         3 => Some(CookieKind::Remote),
+        4 => Some(CookieKind::Service),
         _ => None,
     }
 }
@@ -762,13 +1038,29 @@ fn ip(a: Ipv4Addr) -> u64 {
 ///
 /// The model should be valid ([`NodeModel::validate`]); an invalid one still
 /// compiles (nothing here panics), but may give two flows one identity.
+/// Flows of Services send new connections to the groups of
+/// [`compile_groups`]: install those first ([`compile_all`], [`diff_all`]).
 ///
-/// Table 0 (classify):
+/// Table 0 (conntrack, non-IP classification):
+/// - `priority=400,ip actions=ct(zone=1,nat,table=1)`: every IPv4 packet
+///   through conntrack; established connections and their replies get the
+///   NAT recorded when they were committed.
+/// - `priority=300,in_port=65000 actions=goto_table:10`: non-IP from the
+///   tunnel (dropped there).
+/// - `priority=0 actions=NORMAL`: L2 within the node, ARP.
+///
+/// Table 1 (Service load balancing):
+/// - per Service `priority=200,ct_state=+new+trk,tcp,nw_dst=VIP,tp_dst=PORT
+///   actions=group:ID` (`udp` for UDP); `actions=drop` when it has no
+///   endpoints.
+/// - `priority=0 actions=goto_table:2`.
+///
+/// Table 2 (IP classification):
 /// - `priority=300,in_port=65000 actions=goto_table:10`: from the tunnel.
 /// - `priority=200,ip,dl_dst=GW_MAC actions=goto_table:10`: routed by a pod.
 /// - `priority=200,ip,dl_dst=VTEP_MAC actions=goto_table:10`: from the host
 ///   to a remote pod (see [`host_routes`]); omitted if `vtep_mac == gw_mac`.
-/// - `priority=0 actions=NORMAL`: L2 within the node, ARP.
+/// - `priority=0 actions=NORMAL`: L2 within the node.
 ///
 /// Table 10 (L3 forwarding):
 /// - `priority=200,ip,nw_dst=GATEWAY_IP actions=set_field:GW_MAC->eth_dst,LOCAL`.
@@ -786,9 +1078,22 @@ pub fn compile(model: &NodeModel) -> Vec<Flow> {
     let tunnel = u64::from(VXLAN_OFPORT);
     let ip_type = (Field::DlType, u64::from(ETH_TYPE_IP));
     let to_l3 = || vec![Action::GotoTable(TABLE_L3)];
-    let mut flows = Vec::with_capacity(8 + model.pods.len() + model.remotes.len());
+    let mut flows =
+        Vec::with_capacity(12 + model.pods.len() + model.remotes.len() + model.services.len());
 
-    // Table 0: classify.
+    // Table 0: conntrack for IP, classification of the rest.
+    flows.push(flow(
+        TABLE_CLASSIFY,
+        400,
+        node_cookie,
+        exact(&[ip_type]),
+        vec![Action::Ct(CtAction {
+            zone: Some(CT_ZONE),
+            nat: Some(Nat::Reverse),
+            table: Some(TABLE_SERVICES),
+            ..CtAction::default()
+        })],
+    ));
     flows.push(flow(
         TABLE_CLASSIFY,
         300,
@@ -798,6 +1103,53 @@ pub fn compile(model: &NodeModel) -> Vec<Flow> {
     ));
     flows.push(flow(
         TABLE_CLASSIFY,
+        0,
+        node_cookie,
+        Match::new(),
+        vec![Action::Normal],
+    ));
+
+    // Table 1: Service load balancing.
+    for (name, svc) in &model.services {
+        let mut m = exact(&[
+            ip_type,
+            (Field::NwProto, u64::from(svc.protocol.number())),
+            (Field::NwDst, ip(svc.vip)),
+            (Field::TpDst, u64::from(svc.port)),
+        ]);
+        let new_trk = ct_state::NEW | ct_state::TRK;
+        m.set(Field::CtState, new_trk, new_trk);
+        let actions = if svc.endpoints.is_empty() {
+            Vec::new()
+        } else {
+            vec![Action::Group(service_group_id(name))]
+        };
+        flows.push(flow(
+            TABLE_SERVICES,
+            200,
+            cookie(CookieKind::Service, name),
+            m,
+            actions,
+        ));
+    }
+    flows.push(flow(
+        TABLE_SERVICES,
+        0,
+        node_cookie,
+        Match::new(),
+        vec![Action::GotoTable(TABLE_IP_CLASSIFY)],
+    ));
+
+    // Table 2: IP classification.
+    flows.push(flow(
+        TABLE_IP_CLASSIFY,
+        300,
+        node_cookie,
+        exact(&[(Field::InPort, tunnel)]),
+        to_l3(),
+    ));
+    flows.push(flow(
+        TABLE_IP_CLASSIFY,
         200,
         node_cookie,
         exact(&[ip_type, (Field::DlDst, n.gw_mac.to_u64())]),
@@ -805,7 +1157,7 @@ pub fn compile(model: &NodeModel) -> Vec<Flow> {
     ));
     if n.vtep_mac != n.gw_mac {
         flows.push(flow(
-            TABLE_CLASSIFY,
+            TABLE_IP_CLASSIFY,
             200,
             node_cookie,
             exact(&[ip_type, (Field::DlDst, n.vtep_mac.to_u64())]),
@@ -813,7 +1165,7 @@ pub fn compile(model: &NodeModel) -> Vec<Flow> {
         ));
     }
     flows.push(flow(
-        TABLE_CLASSIFY,
+        TABLE_IP_CLASSIFY,
         0,
         node_cookie,
         Match::new(),
@@ -879,6 +1231,56 @@ pub fn compile(model: &NodeModel) -> Vec<Flow> {
         vec![Action::Local],
     ));
     flows
+}
+
+/// The groups of `model`: one `select` group per Service with endpoints,
+/// id [`service_group_id`], one bucket per endpoint
+/// `bucket=actions=ct(commit,zone=1,nat(dst=IP:PORT),table=2)`, in the
+/// Service's endpoint order; by Service name.
+pub fn compile_groups(model: &NodeModel) -> Vec<Group> {
+    model
+        .services
+        .iter()
+        .filter(|(_, s)| !s.endpoints.is_empty())
+        .map(|(name, s)| Group {
+            id: service_group_id(name),
+            kind: GroupType::Select,
+            buckets: s
+                .endpoints
+                .iter()
+                .map(|e| Bucket {
+                    weight: 1,
+                    actions: vec![Action::Ct(CtAction {
+                        commit: true,
+                        zone: Some(CT_ZONE),
+                        table: Some(TABLE_IP_CLASSIFY),
+                        nat: Some(Nat::Dst {
+                            ip: *e.ip(),
+                            port: Some(e.port()),
+                        }),
+                        exec: Vec::new(),
+                    })],
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// A model compiled: its flows ([`compile`]) and groups ([`compile_groups`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Compiled {
+    /// The flows.
+    pub flows: Vec<Flow>,
+    /// The groups the flows refer to.
+    pub groups: Vec<Group>,
+}
+
+/// The flows and groups of `model`.
+pub fn compile_all(model: &NodeModel) -> Compiled {
+    Compiled {
+        flows: compile(model),
+        groups: compile_groups(model),
+    }
 }
 
 // ---- differences ---------------------------------------------------------------
@@ -970,6 +1372,76 @@ pub fn diff(old: &[Flow], new: &[Flow]) -> FlowDiff {
         .map(|(_, f)| f.clone())
         .collect();
     FlowDiff { add, delete }
+}
+
+/// The changes that turn one group set into another.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupDiff {
+    /// Groups to add: new ones, and changed ones (an OpenFlow add-group
+    /// replaces the group of the same id).
+    pub add: Vec<Group>,
+    /// Ids of groups to delete: those whose id is gone.
+    pub delete: Vec<u32>,
+}
+
+impl GroupDiff {
+    /// True when there is nothing to change.
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.delete.is_empty()
+    }
+}
+
+/// The changes that turn the groups `old` into `new` (identity: the id; a
+/// later group of one id counts). Order: `add` follows `new`, `delete` `old`.
+pub fn diff_groups(old: &[Group], new: &[Group]) -> GroupDiff {
+    let old_by: HashMap<u32, &Group> = old.iter().map(|g| (g.id, g)).collect();
+    let new_by: HashMap<u32, &Group> = new.iter().map(|g| (g.id, g)).collect();
+    let mut seen = std::collections::HashSet::new();
+    let add = new
+        .iter()
+        .rev()
+        .filter(|g| seen.insert(g.id))
+        .filter(|g| old_by.get(&g.id).is_none_or(|o| o != g))
+        .cloned()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    let mut seen = std::collections::HashSet::new();
+    let delete = old
+        .iter()
+        .filter(|g| !new_by.contains_key(&g.id) && seen.insert(g.id))
+        .map(|g| g.id)
+        .collect();
+    GroupDiff { add, delete }
+}
+
+/// The changes that turn one compiled model into another.
+///
+/// Apply them in this order, so that no flow ever refers to a missing
+/// group: `groups.add`, then `flows` (delete and add), then `groups.delete`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelDiff {
+    /// Flow changes ([`diff`]).
+    pub flows: FlowDiff,
+    /// Group changes ([`diff_groups`]).
+    pub groups: GroupDiff,
+}
+
+impl ModelDiff {
+    /// True when there is nothing to change.
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty() && self.groups.is_empty()
+    }
+}
+
+/// The changes that turn `old` into `new`: a Service whose endpoints change
+/// changes only its group (or, from or to none, its one flow too).
+pub fn diff_all(old: &Compiled, new: &Compiled) -> ModelDiff {
+    ModelDiff {
+        flows: diff(&old.flows, &new.flows),
+        groups: diff_groups(&old.groups, &new.groups),
+    }
 }
 
 // ---- host routes ---------------------------------------------------------------
@@ -1070,7 +1542,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::flow::{parse_filter, parse_flow, parse_flows};
+    use crate::flow::{parse_filter, parse_flow, parse_flows, parse_group};
 
     fn mac(s: &str) -> MacAddr {
         s.parse().unwrap()
@@ -1137,10 +1609,14 @@ mod tests {
         let b = cookie(CookieKind::Remote, "node-b");
         let c = cookie(CookieKind::Remote, "node-c");
         let want = [
+            format!("cookie={node:#x}, priority=400,ip actions=ct(table=1,zone=1,nat)"),
             format!("cookie={node:#x}, priority=300,in_port=65000 actions=goto_table:10"),
-            format!("cookie={node:#x}, priority=200,ip,dl_dst=0a:00:00:00:00:01 actions=goto_table:10"),
-            format!("cookie={node:#x}, priority=200,ip,dl_dst=aa:bb:cc:00:00:01 actions=goto_table:10"),
             format!("cookie={node:#x}, priority=0 actions=NORMAL"),
+            format!("cookie={node:#x}, table=1, priority=0 actions=goto_table:2"),
+            format!("cookie={node:#x}, table=2, priority=300,in_port=65000 actions=goto_table:10"),
+            format!("cookie={node:#x}, table=2, priority=200,ip,dl_dst=0a:00:00:00:00:01 actions=goto_table:10"),
+            format!("cookie={node:#x}, table=2, priority=200,ip,dl_dst=aa:bb:cc:00:00:01 actions=goto_table:10"),
+            format!("cookie={node:#x}, table=2, priority=0 actions=NORMAL"),
             format!("cookie={node:#x}, table=10, priority=200,ip,nw_dst=10.244.1.1 actions=set_field:0a:00:00:00:00:01->eth_dst,LOCAL"),
             format!("cookie={p1:#x}, table=10, priority=200,ip,nw_dst=10.244.1.5 actions=set_field:0a:00:00:00:00:01->eth_src,set_field:0a:58:0a:f4:01:05->eth_dst,dec_ttl,output:1"),
             format!("cookie={p2:#x}, table=10, priority=200,ip,nw_dst=10.244.1.6 actions=set_field:0a:00:00:00:00:01->eth_src,set_field:0a:58:0a:f4:01:06->eth_dst,dec_ttl,output:2"),
@@ -1190,7 +1666,7 @@ mod tests {
                 count(CookieKind::Pod),
                 count(CookieKind::Remote)
             ),
-            (7, 2, 2)
+            (11, 2, 2)
         );
         assert_eq!(cookie_kind(0), None);
         assert_eq!(cookie_kind(COOKIE_MODEL), None);
@@ -1216,7 +1692,7 @@ mod tests {
         let flows = compile(&NodeModel::new(n).unwrap());
         let ids: HashSet<FlowId> = flows.iter().map(flow_id).collect();
         assert_eq!(ids.len(), flows.len());
-        assert_eq!(flows.len(), 6);
+        assert_eq!(flows.len(), 10);
     }
 
     #[test]
@@ -1459,7 +1935,7 @@ mod tests {
         let mut m = old_model.clone();
         m.upsert_remote("node-d", remote(4, None)).unwrap();
         let d = diff(&old, &compile(&m));
-        assert_eq!(text(&d.add), text(&compile(&m))[10..11]);
+        assert_eq!(text(&d.add), text(&compile(&m))[14..15]);
         assert!(d.add[0].cookie == cookie(CookieKind::Remote, "node-d"));
         assert!(d.delete.is_empty());
 
@@ -1467,7 +1943,7 @@ mod tests {
         m.remove_pod("c0ffee01").unwrap();
         let d = diff(&old, &compile(&m));
         assert!(d.add.is_empty());
-        assert_eq!(d.delete, vec![old[5].clone()]);
+        assert_eq!(d.delete, vec![old[9].clone()]);
         assert_eq!(
             d.delete_filters()[0].to_string(),
             format!(
@@ -1481,7 +1957,7 @@ mod tests {
         m.upsert_remote("node-b", remote(2, None)).unwrap();
         let d = diff(&old, &compile(&m));
         assert_eq!(d.add.len(), 1);
-        assert_eq!(flow_id(&d.add[0]), flow_id(&old[8]));
+        assert_eq!(flow_id(&d.add[0]), flow_id(&old[12]));
         assert!(d.delete.is_empty());
 
         // A moved pod CIDR is a new identity: one add, one delete.
@@ -1491,7 +1967,7 @@ mod tests {
         m.upsert_remote("node-b", r).unwrap();
         let d = diff(&old, &compile(&m));
         assert_eq!((d.add.len(), d.delete.len()), (1, 1));
-        assert_eq!(d.delete[0], old[8]);
+        assert_eq!(d.delete[0], old[12]);
 
         // A pod that moves to another port: its one flow is replaced.
         let mut m = old_model.clone();
@@ -1561,6 +2037,246 @@ mod tests {
         assert_eq!(rows[1].next_hop_mac, None);
     }
 
+    fn service(slot: u8, eps: &[&str]) -> Service {
+        Service {
+            vip: Ipv4Addr::new(10, 96, 0, 10 + slot),
+            port: 80,
+            protocol: Proto::Tcp,
+            endpoints: eps.iter().map(|e| e.parse().unwrap()).collect(),
+        }
+    }
+
+    fn with_web() -> NodeModel {
+        let mut m = example();
+        m.upsert_service(
+            "default/web",
+            service(0, &["10.244.1.5:8080", "10.244.2.7:8080"]),
+        )
+        .unwrap();
+        let mut dns = service(1, &[]);
+        dns.port = 53;
+        dns.protocol = Proto::Udp;
+        m.upsert_service("kube-system/dns", dns).unwrap();
+        m
+    }
+
+    #[test]
+    fn services_compile_to_golden_flows_and_groups() {
+        let m = with_web();
+        let web = cookie(CookieKind::Service, "default/web");
+        let dns = cookie(CookieKind::Service, "kube-system/dns");
+        let gid = service_group_id("default/web");
+        assert_eq!(gid, 0x24d6_34bb, "pinned: {gid:#x}");
+        let c = compile_all(&m);
+        let t1: Vec<String> = c
+            .flows
+            .iter()
+            .filter(|f| f.table == TABLE_SERVICES)
+            .map(Flow::to_string)
+            .collect();
+        let node = cookie(CookieKind::Node, "node-a");
+        assert_eq!(
+            t1,
+            [
+                format!("cookie={web:#x}, table=1, priority=200,ct_state=+new+trk,tcp,nw_dst=10.96.0.10,tp_dst=80 actions=group:{gid}"),
+                format!("cookie={dns:#x}, table=1, priority=200,ct_state=+new+trk,udp,nw_dst=10.96.0.11,tp_dst=53 actions=drop"),
+                format!("cookie={node:#x}, table=1, priority=0 actions=goto_table:2"),
+            ]
+        );
+        let groups: Vec<String> = c.groups.iter().map(Group::to_string).collect();
+        assert_eq!(
+            groups,
+            [format!("group_id={gid},type=select,bucket=actions=ct(commit,table=2,zone=1,nat(dst=10.244.1.5:8080)),bucket=actions=ct(commit,table=2,zone=1,nat(dst=10.244.2.7:8080))")]
+        );
+        assert_eq!(web >> 40, 0x56_5304);
+        assert_eq!(cookie_kind(web), Some(CookieKind::Service));
+        // Everything parses back from its text.
+        for f in &c.flows {
+            assert_eq!(parse_flow(&f.to_string()).as_ref(), Ok(f));
+        }
+        for g in &c.groups {
+            assert_eq!(parse_group(&g.to_string()).as_ref(), Ok(g));
+        }
+        // The rest of the tables is unchanged by Services.
+        let others = |c: &Compiled| -> Vec<Flow> {
+            c.flows
+                .iter()
+                .filter(|f| f.table != TABLE_SERVICES)
+                .cloned()
+                .collect()
+        };
+        assert_eq!(others(&c), others(&compile_all(&example())));
+        assert_eq!(
+            service_rows(&m)[0].endpoints,
+            ["10.244.1.5:8080", "10.244.2.7:8080"]
+        );
+        assert_eq!(service_rows(&m)[1].protocol, "udp");
+    }
+
+    #[test]
+    fn service_changes_touch_only_their_flow_and_group() {
+        let base = with_web();
+        let old = compile_all(&base);
+        assert!(diff_all(&old, &old).is_empty());
+        let gid = service_group_id("default/web");
+
+        // New endpoints: only the group is re-added.
+        let mut m = base.clone();
+        let prev = m
+            .upsert_service("default/web", service(0, &["10.244.3.9:8080"]))
+            .unwrap();
+        assert!(prev.is_some());
+        let d = diff_all(&old, &compile_all(&m));
+        assert!(d.flows.is_empty());
+        assert_eq!(d.groups.add.len(), 1);
+        assert_eq!(d.groups.add[0].id, gid);
+        assert_eq!(d.groups.add[0].buckets.len(), 1);
+        assert!(d.groups.delete.is_empty());
+
+        // No endpoints left: the flow becomes a drop, the group goes.
+        let mut m = base.clone();
+        m.upsert_service("default/web", service(0, &[])).unwrap();
+        let d = diff_all(&old, &compile_all(&m));
+        assert_eq!(d.flows.add.len(), 1);
+        assert!(d.flows.add[0].actions.is_empty());
+        assert!(d.flows.delete.is_empty());
+        assert_eq!(d.groups.delete, vec![gid]);
+        assert!(d.groups.add.is_empty());
+
+        // Removed: its flow and group are deleted.
+        let mut m = base.clone();
+        assert!(m.remove_service("default/web").is_some());
+        let d = diff_all(&old, &compile_all(&m));
+        assert!(d.flows.add.is_empty());
+        assert_eq!(d.flows.delete.len(), 1);
+        assert_eq!(
+            d.flows.delete[0].cookie,
+            cookie(CookieKind::Service, "default/web")
+        );
+        assert_eq!(d.groups.delete, vec![gid]);
+
+        // Added to an empty model: one flow, one group.
+        let d = diff_all(&compile_all(&example()), &old);
+        assert_eq!(d.flows.add.len(), 2);
+        assert_eq!(d.groups.add.len(), 1);
+    }
+
+    #[test]
+    fn service_validation_names_the_service() {
+        let mut m = with_web();
+        rejects(
+            m.upsert_service("other", service(0, &[])),
+            "service other: 10.96.0.10:80/tcp is already service default/web's",
+        );
+        // Same VIP and port, other protocol: fine.
+        let mut s = service(0, &[]);
+        s.protocol = Proto::Udp;
+        m.upsert_service("web-udp", s).unwrap();
+        rejects(
+            m.upsert_service("x", service(0, &["10.244.1.5:80", "10.244.1.5:80"])),
+            "service x: endpoint 10.244.1.5:80 is listed twice",
+        );
+        rejects(
+            m.upsert_service("x", service(5, &["10.244.1.5:0"])),
+            "service x: endpoint 10.244.1.5:0 has port 0",
+        );
+        rejects(
+            m.upsert_service("x", service(5, &["224.0.0.1:80"])),
+            "service x: endpoint 224.0.0.1:80 is not a unicast address",
+        );
+        let mut s = service(5, &[]);
+        s.vip = v4("10.244.1.77");
+        rejects(
+            m.upsert_service("x", s),
+            "service x: VIP 10.244.1.77 is inside this node's pod CIDR 10.244.1.0/24",
+        );
+        let mut s = service(5, &[]);
+        s.vip = v4("255.255.255.255");
+        rejects(
+            m.upsert_service("x", s),
+            "service x: VIP 255.255.255.255 is not a unicast address",
+        );
+        let mut s = service(5, &[]);
+        s.port = 0;
+        rejects(
+            m.upsert_service("x", s),
+            "service x: port 0 is not usable (1-65535)",
+        );
+        rejects(
+            m.upsert_service("Web", service(5, &[])),
+            "service \"Web\": only lowercase letters, digits, '-', '.' and one '/' are allowed",
+        );
+        rejects(
+            m.upsert_service("a/b/c", service(5, &[])),
+            "service \"a/b/c\": expected NAME or NAMESPACE/NAME",
+        );
+        rejects(
+            m.upsert_service("a/", service(5, &[])),
+            "service \"a/\": each part must start and end with a letter or digit",
+        );
+        // A group-id collision is refused: find two names whose 31-bit
+        // ids collide (a birthday search, some 10^5 names).
+        let mut seen: HashMap<u32, String> = HashMap::new();
+        let (a, b) = (0u64..)
+            .find_map(|i| {
+                let n = format!("s{i}");
+                seen.insert(service_group_id(&n), n.clone()).map(|o| (o, n))
+            })
+            .unwrap();
+        let mut m = example();
+        m.upsert_service(&a, service(1, &[])).unwrap();
+        rejects(
+            m.upsert_service(&b, service(2, &[])),
+            &format!(
+                "service {b}: its group id {} is already service {a}'s (a hash collision: rename it)",
+                service_group_id(&b)
+            ),
+        );
+        // Whole-model validation sees Services too.
+        let mut bad = with_web();
+        bad.services.insert("dup".into(), service(0, &[]));
+        assert!(bad.validate().is_err());
+        with_web().validate().unwrap();
+    }
+
+    #[test]
+    fn services_parse_from_request_text() {
+        let eps = vec!["10.244.1.5:8080".to_string()];
+        let s = Service::parse("default/web", "10.96.0.10", 80, "TCP", &eps).unwrap();
+        assert_eq!(s, service(0, &["10.244.1.5:8080"]));
+        rejects(
+            Service::parse("web", "10.96.0", 80, "tcp", &eps),
+            "service web: VIP \"10.96.0\" is not an IPv4 address",
+        );
+        rejects(
+            Service::parse("web", "10.96.0.10", 80, "sctp", &eps),
+            "service web: invalid protocol \"sctp\": expected tcp or udp",
+        );
+        rejects(
+            Service::parse("web", "10.96.0.10", 80, "tcp", &["10.244.1.5".into()]),
+            "service web: endpoint \"10.244.1.5\" is not IP:PORT like 10.244.1.5:8080",
+        );
+    }
+
+    #[test]
+    fn services_serialize_and_default_to_none() {
+        let m = with_web();
+        let j = serde_json::to_value(&m).unwrap();
+        assert_eq!(j["services"]["default/web"]["vip"], "10.96.0.10");
+        assert_eq!(j["services"]["default/web"]["protocol"], "tcp");
+        assert_eq!(
+            j["services"]["default/web"]["endpoints"][0],
+            "10.244.1.5:8080"
+        );
+        let back: NodeModel = serde_json::from_value(j.clone()).unwrap();
+        assert_eq!(back, m);
+        // A model saved before Services existed still loads.
+        let mut old = serde_json::to_value(example()).unwrap();
+        old.as_object_mut().unwrap().remove("services");
+        let back: NodeModel = serde_json::from_value(old).unwrap();
+        assert!(back.services.is_empty());
+    }
+
     // ---- properties ------------------------------------------------------------
 
     /// The oracle: a flow table as a map from identity to flow, where an add
@@ -1588,7 +2304,16 @@ mod tests {
     fn arb_model() -> impl Strategy<Value = NodeModel> {
         let pods = proptest::collection::btree_map(0u8..12, (1u32..4, 2u8..40), 0..8);
         let remotes = proptest::collection::btree_map(2u8..10, proptest::option::of(0u8..3), 0..6);
-        (pods, remotes, any::<bool>()).prop_map(|(pods, remotes, alt_vni)| {
+        let services = proptest::collection::btree_map(
+            0u8..6,
+            (
+                any::<bool>(),
+                0u8..2,
+                proptest::collection::btree_set(0u8..6, 0..4),
+            ),
+            0..4,
+        );
+        (pods, remotes, any::<bool>(), services).prop_map(|(pods, remotes, alt_vni, services)| {
             let mut n = node();
             if alt_vni {
                 n.vni = 7;
@@ -1604,6 +2329,16 @@ mod tests {
                 let vtep_mac = mac_choice.map(|i| format!("aa:bb:cc:00:01:0{i}"));
                 m.upsert_remote(&format!("node-{third}"), remote(third, vtep_mac.as_deref()))
                     .unwrap();
+            }
+            for (slot, (udp, port_off, eps)) in services {
+                let mut svc = service(slot, &[]);
+                svc.protocol = if udp { Proto::Udp } else { Proto::Tcp };
+                svc.port += u16::from(port_off);
+                svc.endpoints = eps
+                    .iter()
+                    .map(|e| SocketAddrV4::new(Ipv4Addr::new(10, 244, 2, e + 2), 8080))
+                    .collect();
+                m.upsert_service(&format!("svc-{slot}"), svc).unwrap();
             }
             m
         })
@@ -1664,16 +2399,43 @@ mod tests {
                 CookieKind::Node => false,
                 CookieKind::Pod => a.pods.get(key) != b.pods.get(key),
                 CookieKind::Remote => a.remotes.get(key) != b.remotes.get(key),
+                CookieKind::Service => a.services.get(key) != b.services.get(key),
             };
             let keys: Vec<(u64, CookieKind, String)> = a.pods.keys().chain(b.pods.keys())
                 .map(|k| (cookie(CookieKind::Pod, k), CookieKind::Pod, k.clone()))
                 .chain(a.remotes.keys().chain(b.remotes.keys())
                     .map(|k| (cookie(CookieKind::Remote, k), CookieKind::Remote, k.clone())))
+                .chain(a.services.keys().chain(b.services.keys())
+                    .map(|k| (cookie(CookieKind::Service, k), CookieKind::Service, k.clone())))
                 .chain([(cookie(CookieKind::Node, "node-a"), CookieKind::Node, "node-a".into())])
                 .collect();
             for f in d.add.iter().chain(&d.delete) {
                 let (_, kind, key) = keys.iter().find(|(c, _, _)| *c == f.cookie).unwrap();
                 prop_assert!(changed(*kind, key), "{} changed for unchanged {:?} {}", f, kind, key);
+            }
+            // Groups: the diff applies, and touches only changed Services.
+            let (og, ng) = (compile_groups(&a), compile_groups(&b));
+            let gd = diff_groups(&og, &ng);
+            let mut gt: BTreeMap<u32, Group> = og.iter().map(|g| (g.id, g.clone())).collect();
+            for id in &gd.delete {
+                prop_assert!(gt.remove(id).is_some());
+            }
+            for g in &gd.add {
+                gt.insert(g.id, g.clone());
+            }
+            let want: BTreeMap<u32, Group> = ng.iter().map(|g| (g.id, g.clone())).collect();
+            prop_assert_eq!(gt, want);
+            for g in &gd.add {
+                let (name, _) = b.services.iter().find(|(n, _)| service_group_id(n) == g.id).unwrap();
+                prop_assert_ne!(a.services.get(name), b.services.get(name));
+            }
+            // Every flow's group exists.
+            for f in &new {
+                for act in &f.actions {
+                    if let Action::Group(id) = act {
+                        prop_assert!(ng.iter().any(|g| g.id == *id));
+                    }
+                }
             }
             // Every compiled flow parses back from its text.
             for f in &new {

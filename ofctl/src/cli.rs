@@ -14,10 +14,10 @@ use anyhow::{anyhow, bail, Result};
 use clap::{Parser, Subcommand, ValueEnum};
 use control::api::{Request, DEFAULT_SOCKET};
 use control::flow::{parse_filter, parse_flow, parse_flows, parse_group, MAX_GROUP};
-use control::model::{check_node_name, RemoteNode};
+use control::model::{check_node_name, check_service_name, RemoteNode, Service};
 
 /// Talk to vswitchd: ports, flows, groups, counters, MAC table, traces,
-/// remote nodes of the overlay.
+/// remote nodes of the overlay, Services, connection tracking.
 ///
 /// Flow, match and group texts use the `ovs-ofctl` syntax.
 #[derive(Debug, Parser)]
@@ -145,6 +145,37 @@ pub enum Command {
     },
     /// Print the remote nodes: pod CIDR, VTEP IP and MAC, underlay next hop.
     DumpNodes,
+    /// Load-balance new connections to VIP:PORT/PROTO over the backends
+    /// (replaces the endpoints of the Service of that name).
+    AddService {
+        /// Service name, e.g. "default/web".
+        name: String,
+        /// The virtual IP, port and protocol, e.g. "10.96.0.10:80/tcp".
+        #[arg(value_name = "VIP:PORT/PROTO")]
+        frontend: String,
+        /// Backends, e.g. "10.244.1.5:8080" (none: new connections are dropped).
+        #[arg(value_name = "BACKEND:PORT")]
+        endpoints: Vec<String>,
+    },
+    /// Remove a Service (nothing happens if it is not known).
+    DelService {
+        /// Service name.
+        name: String,
+    },
+    /// Print the Services: VIP, port, protocol, endpoints.
+    DumpServices,
+    /// Print the connection-tracking entries, then the table's counters.
+    DumpConntrack {
+        /// Only the entries of this zone.
+        #[arg(long, value_name = "N")]
+        zone: Option<u16>,
+    },
+    /// Delete connection-tracking entries (of one zone, or all).
+    FlushConntrack {
+        /// Only the entries of this zone.
+        #[arg(long, value_name = "N")]
+        zone: Option<u16>,
+    },
 }
 
 /// Port backends `add-port --type` takes.
@@ -246,8 +277,46 @@ impl Command {
                 Request::DelNode { name: name.clone() }
             }
             Command::DumpNodes => Request::DumpNodes {},
+            Command::AddService {
+                name,
+                frontend,
+                endpoints,
+            } => {
+                let (vip, port, proto) = split_frontend(name, frontend)?;
+                // Checked here as the daemon checks it; sent in canonical form.
+                let s = Service::parse(name, vip, port, proto, endpoints)?;
+                let row = s.row(name);
+                Request::AddService {
+                    name: row.name,
+                    vip: row.vip,
+                    port: row.port,
+                    protocol: row.protocol,
+                    endpoints: row.endpoints,
+                }
+            }
+            Command::DelService { name } => {
+                check_service_name(name)?;
+                Request::DelService { name: name.clone() }
+            }
+            Command::DumpServices => Request::DumpServices {},
+            Command::DumpConntrack { zone } => Request::DumpConntrack { zone: *zone },
+            Command::FlushConntrack { zone } => Request::FlushConntrack { zone: *zone },
         })
     }
+}
+
+/// `VIP:PORT/PROTO` into its parts; the port must be 1-65535.
+fn split_frontend<'a>(name: &str, text: &'a str) -> Result<(&'a str, u16, &'a str)> {
+    let bad = || {
+        anyhow!("service {name}: invalid {text:?}: expected VIP:PORT/PROTO like 10.96.0.10:80/tcp")
+    };
+    let (addr, proto) = text.split_once('/').ok_or_else(bad)?;
+    let (vip, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let port = match port.parse::<u16>() {
+        Ok(p) if p > 0 && !port.starts_with('+') => p,
+        _ => bail!("service {name}: invalid port {port:?} in {text:?}: expected 1-65535"),
+    };
+    Ok((vip, port, proto))
 }
 
 fn checked_filter(filter: Option<&str>) -> Result<String> {
@@ -323,6 +392,22 @@ mod tests {
         assert!(parse_group_id("group_id=").is_err());
         assert!(parse_group_id("group_id=4294967295").is_err());
         assert!(parse_group_id("bucket=1").is_err());
+    }
+
+    #[test]
+    fn frontends() {
+        assert_eq!(
+            split_frontend("w", "10.96.0.10:80/tcp").unwrap(),
+            ("10.96.0.10", 80, "tcp")
+        );
+        for bad in [
+            "10.96.0.10:80",
+            "10.96.0.10/tcp",
+            "10.96.0.10:0/tcp",
+            "10.96.0.10:x/udp",
+        ] {
+            assert!(split_frontend("w", bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -13,12 +13,18 @@
 //!   `kubectl get nodes`: columns as wide as their widest cell, `-` for an
 //!   unresolved next hop.
 //!
+//! - `dump-services` is a table the same way (`-` for no endpoints);
+//!   `dump-conntrack` prints the daemon's `ovs-dpctl dump-conntrack` lines
+//!   then one `conntrack:` line of counters.
+//!
 //! Commands that change state print nothing on success, as OVS's do.
 //! Everything returns a `String`; nothing here does I/O.
 
 use std::fmt::Write;
 
-use control::api::{FdbRow, FlowEntry, NodeRow, PortCounters, Reply, ShowReply};
+use control::api::{
+    CtStatsRow, FdbRow, FlowEntry, NodeRow, PortCounters, Reply, ServiceRow, ShowReply,
+};
 use control::PortNo;
 
 use crate::cli::Command;
@@ -38,6 +44,10 @@ pub fn human(cmd: &Command, reply: &Reply) -> Result<String, String> {
             return Ok(trace(flow, lines, verdict))
         }
         (Command::DumpNodes, Reply::Nodes { nodes: rows }) => return Ok(nodes(rows)),
+        (Command::DumpServices, Reply::Services { services: rows }) => return Ok(services(rows)),
+        (Command::DumpConntrack { .. }, Reply::Conntrack { entries, stats }) => {
+            return Ok(conntrack(entries, stats))
+        }
         (Command::Show, _) => "show",
         (Command::DumpFlows { .. }, _) => "flows",
         (Command::DumpGroups, _) => "groups",
@@ -45,6 +55,8 @@ pub fn human(cmd: &Command, reply: &Reply) -> Result<String, String> {
         (Command::FdbShow, _) => "fdb",
         (Command::Trace { .. }, _) => "trace",
         (Command::DumpNodes, _) => "nodes",
+        (Command::DumpServices, _) => "services",
+        (Command::DumpConntrack { .. }, _) => "conntrack",
         // Changes: quiet on success, whatever the daemon counted.
         _ => return Ok(String::new()),
     };
@@ -194,27 +206,66 @@ fn trace(flow: &str, lines: &[String], verdict: &str) -> String {
 }
 
 fn nodes(rows: &[NodeRow]) -> String {
-    let header = ["NAME", "POD_CIDR", "VTEP_IP", "VTEP_MAC", "NEXT_HOP_MAC"];
-    let cells: Vec<[&str; 5]> = rows
+    let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            [
-                r.name.as_str(),
-                r.pod_cidr.as_str(),
-                r.vtep_ip.as_str(),
-                r.vtep_mac.as_str(),
-                r.next_hop_mac.as_deref().unwrap_or("-"),
+            vec![
+                r.name.clone(),
+                r.pod_cidr.clone(),
+                r.vtep_ip.clone(),
+                r.vtep_mac.clone(),
+                r.next_hop_mac.clone().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
-    let mut width = header.map(str::len);
-    for row in &cells {
+    table(
+        &["NAME", "POD_CIDR", "VTEP_IP", "VTEP_MAC", "NEXT_HOP_MAC"],
+        &cells,
+    )
+}
+
+fn services(rows: &[ServiceRow]) -> String {
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let eps = if r.endpoints.is_empty() {
+                "-".to_string()
+            } else {
+                r.endpoints.join(",")
+            };
+            vec![
+                r.name.clone(),
+                r.vip.clone(),
+                format!("{}/{}", r.port, r.protocol),
+                eps,
+            ]
+        })
+        .collect();
+    table(&["NAME", "VIP", "PORT", "ENDPOINTS"], &cells)
+}
+
+fn conntrack(entries: &[String], s: &CtStatsRow) -> String {
+    let mut out = lines(entries);
+    let _ = writeln!(
+        out,
+        "conntrack: entries={} limit={} committed={} refused={} early_dropped={} invalid={} expired={}",
+        s.entries, s.limit, s.committed, s.refused, s.early_dropped, s.invalid, s.expired
+    );
+    out
+}
+
+/// A table with a header line, columns as wide as their widest cell, two
+/// spaces apart, the last column unpadded.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
         for (w, c) in width.iter_mut().zip(row) {
             *w = (*w).max(c.chars().count());
         }
     }
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
     let mut out = String::new();
-    for row in std::iter::once(&header).chain(&cells) {
+    for row in std::iter::once(&header).chain(rows) {
         let mut line = String::new();
         for (i, c) in row.iter().enumerate() {
             if i + 1 < row.len() {

@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use control::api::{
-    FdbRow, FlowEntry, NodeRow, PortCounters, PortInfo, Reply, ReplyEnvelope, ShowReply,
+    CtStatsRow, FdbRow, FlowEntry, NodeRow, PortCounters, PortInfo, Reply, ReplyEnvelope,
+    ServiceRow, ShowReply,
 };
 use serde_json::{json, Value};
 
@@ -297,6 +298,44 @@ fn each_command_sends_its_request() {
             json!({"cmd": "del-node", "name": "node-b"}),
         ),
         (vec!["dump-nodes"], json!({"cmd": "dump-nodes"})),
+        (
+            vec![
+                "add-service",
+                "default/web",
+                "10.96.0.10:80/TCP",
+                "10.244.1.5:8080",
+                "10.244.2.7:8080",
+            ],
+            json!({"cmd": "add-service", "name": "default/web", "vip": "10.96.0.10",
+                   "port": 80, "protocol": "tcp",
+                   "endpoints": ["10.244.1.5:8080", "10.244.2.7:8080"]}),
+        ),
+        (
+            vec!["add-service", "dns", "10.96.0.53:53/udp"],
+            json!({"cmd": "add-service", "name": "dns", "vip": "10.96.0.53",
+                   "port": 53, "protocol": "udp", "endpoints": []}),
+        ),
+        (
+            vec!["del-service", "default/web"],
+            json!({"cmd": "del-service", "name": "default/web"}),
+        ),
+        (vec!["dump-services"], json!({"cmd": "dump-services"})),
+        (
+            vec!["dump-conntrack"],
+            json!({"cmd": "dump-conntrack", "zone": null}),
+        ),
+        (
+            vec!["dump-conntrack", "--zone", "1"],
+            json!({"cmd": "dump-conntrack", "zone": 1}),
+        ),
+        (
+            vec!["flush-conntrack"],
+            json!({"cmd": "flush-conntrack", "zone": null}),
+        ),
+        (
+            vec!["flush-conntrack", "--zone", "7"],
+            json!({"cmd": "flush-conntrack", "zone": 7}),
+        ),
     ];
     for (args, want) in cases {
         // --json so that any reply prints: this test is about requests.
@@ -592,6 +631,135 @@ fn dump_nodes_prints_a_table() {
         d.run(&["dump-nodes"]).failed(1),
         "unexpected reply from vswitchd: wanted \"nodes\", got \"done\""
     );
+}
+
+#[test]
+fn dump_services_prints_a_table() {
+    let reply = Reply::Services {
+        services: vec![
+            ServiceRow {
+                name: "default/web".into(),
+                vip: "10.96.0.10".into(),
+                port: 80,
+                protocol: "tcp".into(),
+                endpoints: vec!["10.244.1.5:8080".into(), "10.244.2.7:8080".into()],
+            },
+            ServiceRow {
+                name: "dns".into(),
+                vip: "10.96.0.53".into(),
+                port: 53,
+                protocol: "udp".into(),
+                endpoints: vec![],
+            },
+        ],
+    };
+    let d = FakeDaemon::replying(reply.clone());
+    assert_eq!(
+        d.run(&["dump-services"]).ok(),
+        "NAME         VIP         PORT    ENDPOINTS\n\
+         default/web  10.96.0.10  80/tcp  10.244.1.5:8080,10.244.2.7:8080\n\
+         dns          10.96.0.53  53/udp  -\n"
+    );
+    let doc: Value = serde_json::from_str(d.run(&["dump-services", "--json"]).ok()).unwrap();
+    assert_eq!(doc, serde_json::to_value(&reply).unwrap());
+
+    let d = FakeDaemon::replying(Reply::Done);
+    assert_eq!(
+        d.run(&["dump-services"]).failed(1),
+        "unexpected reply from vswitchd: wanted \"services\", got \"done\""
+    );
+}
+
+#[test]
+fn dump_conntrack_prints_entries_then_counters() {
+    let line = "tcp,orig=(src=10.244.1.6,dst=10.96.0.10,sport=40000,dport=80),reply=(src=10.244.1.5,dst=10.244.1.6,sport=8080,dport=40000),zone=1,protoinfo=(state=ESTABLISHED)";
+    let reply = Reply::Conntrack {
+        entries: vec![line.into()],
+        stats: CtStatsRow {
+            entries: 1,
+            limit: 65536,
+            committed: 4,
+            refused: 0,
+            early_dropped: 0,
+            invalid: 2,
+            expired: 3,
+        },
+    };
+    let d = FakeDaemon::replying(reply.clone());
+    assert_eq!(
+        d.run(&["dump-conntrack", "--zone", "1"]).ok(),
+        format!("{line}\nconntrack: entries=1 limit=65536 committed=4 refused=0 early_dropped=0 invalid=2 expired=3\n")
+    );
+    assert_eq!(
+        d.requests()[0]["request"],
+        json!({"cmd": "dump-conntrack", "zone": 1})
+    );
+    let doc: Value = serde_json::from_str(d.run(&["dump-conntrack", "--json"]).ok()).unwrap();
+    assert_eq!(doc, serde_json::to_value(&reply).unwrap());
+
+    let d = FakeDaemon::replying(Reply::Count { count: 5 });
+    assert_eq!(d.run(&["flush-conntrack"]).ok(), "");
+    assert_eq!(
+        d.run(&["dump-conntrack"]).failed(1),
+        "unexpected reply from vswitchd: wanted \"conntrack\", got \"count\""
+    );
+}
+
+#[test]
+fn bad_service_arguments_are_reported_without_contacting_the_daemon() {
+    let d = FakeDaemon::replying(Reply::Done);
+    let cases: [(&[&str], &str); 9] = [
+        (
+            &["add-service", "web", "10.96.0.10:80"],
+            "service web: invalid \"10.96.0.10:80\": expected VIP:PORT/PROTO like 10.96.0.10:80/tcp",
+        ),
+        (
+            &["add-service", "web", "10.96.0.10:0/tcp"],
+            "service web: invalid port \"0\" in \"10.96.0.10:0/tcp\": expected 1-65535",
+        ),
+        (
+            &["add-service", "web", "10.96.0.300:80/tcp"],
+            "service web: VIP \"10.96.0.300\" is not an IPv4 address",
+        ),
+        (
+            &["add-service", "web", "10.96.0.10:80/sctp"],
+            "service web: invalid protocol \"sctp\": expected tcp or udp",
+        ),
+        (
+            &["add-service", "web", "10.96.0.10:80/tcp", "10.244.1.5"],
+            "service web: endpoint \"10.244.1.5\" is not IP:PORT like 10.244.1.5:8080",
+        ),
+        (
+            &[
+                "add-service",
+                "web",
+                "10.96.0.10:80/tcp",
+                "10.244.1.5:80",
+                "10.244.1.5:80",
+            ],
+            "service web: endpoint 10.244.1.5:80 is listed twice",
+        ),
+        (
+            &["add-service", "web", "224.0.0.1:80/tcp"],
+            "service web: VIP 224.0.0.1 is not a unicast address",
+        ),
+        (
+            &["add-service", "Web", "10.96.0.10:80/tcp"],
+            "service \"Web\": only lowercase letters, digits, '-', '.' and one '/' are allowed",
+        ),
+        (
+            &["del-service", "a/b/c"],
+            "service \"a/b/c\": expected NAME or NAMESPACE/NAME",
+        ),
+    ];
+    for (args, want) in cases {
+        assert_eq!(d.run(args).failed(1), want, "ofctl {args:?}");
+    }
+    assert!(!d.contacted());
+    // A zone that is not a u16 is a usage error.
+    let r = d.run(&["dump-conntrack", "--zone", "70000"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(!d.contacted());
 }
 
 #[test]

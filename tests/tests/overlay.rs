@@ -29,7 +29,9 @@ impl Underlay {
                 "ip link add ul0 netns {} type veth peer name {br_side} netns {}",
                 n.name, ns.name
             ));
-            ns.exec(&format!("ip link set {br_side} master br0 && ip link set {br_side} up"));
+            ns.exec(&format!(
+                "ip link set {br_side} master br0 && ip link set {br_side} up"
+            ));
             n.exec(&format!(
                 "ip addr add 198.18.{net}.{}/24 dev ul0 && ip link set ul0 up",
                 i + 1
@@ -39,8 +41,18 @@ impl Underlay {
     }
 }
 
-fn overlay_node(ns: Netns, octet: u8, net: u8, me: u8, peer: u8, peer_octet: u8, peer_mac: Option<&str>) -> Node {
-    let vtep_mac = peer_mac.map(|m| format!("vtep_mac = \"{m}\"\n")).unwrap_or_default();
+fn overlay_node(
+    ns: Netns,
+    octet: u8,
+    net: u8,
+    me: u8,
+    peer: u8,
+    peer_octet: u8,
+    peer_mac: Option<&str>,
+) -> Node {
+    let vtep_mac = peer_mac
+        .map(|m| format!("vtep_mac = \"{m}\"\n"))
+        .unwrap_or_default();
     Node::start_in(
         ns,
         octet,
@@ -65,7 +77,9 @@ fn pods_on_two_nodes_talk_through_vxlan() {
     let pb = b.pod(&tag("opb"));
 
     // A capture on the underlay bridge sees VXLAN with our VNI.
-    let cap = ul.ns.spawn("timeout 8 tcpdump -l -n -i br0 -c 4 udp port 4789");
+    let cap = ul
+        .ns
+        .spawn("timeout 8 tcpdump -l -n -i br0 -c 4 udp port 4789");
     std::thread::sleep(Duration::from_millis(700));
     assert!(
         wait_for(Duration::from_secs(10), || ping(&pa.ns, &pb.ip)),
@@ -84,12 +98,21 @@ fn pods_on_two_nodes_talk_through_vxlan() {
     assert!(out.contains("vni 42"), "underlay capture: {out}");
 
     assert!(ping(&pb.ns, &pa.ip), "cross-node ping B -> A");
-    assert!(tcp_transfer(&pa.ns, &pb.ns, &pb.ip, 6001, 20_000_000), "20 MB A -> B");
-    assert!(tcp_transfer(&pb.ns, &pa.ns, &pa.ip, 6002, 20_000_000), "20 MB B -> A");
+    assert!(
+        tcp_transfer(&pa.ns, &pb.ns, &pb.ip, 6001, 20_000_000),
+        "20 MB A -> B"
+    );
+    assert!(
+        tcp_transfer(&pb.ns, &pa.ns, &pa.ip, 6002, 20_000_000),
+        "20 MB B -> A"
+    );
 
     // The nodes' own underlay traffic is untouched by the switch...
     assert!(ping(&a.ns, "198.18.7.2"), "underlay ping while switching");
-    assert!(tcp_transfer(&a.ns, &b.ns, "198.18.7.2", 6003, 2_000_000), "underlay TCP");
+    assert!(
+        tcp_transfer(&a.ns, &b.ns, "198.18.7.2", 6003, 2_000_000),
+        "underlay TCP"
+    );
     // ...and still works after the switch stops.
     let mut a = a;
     assert!(a.vswitchd.stop());
@@ -120,7 +143,9 @@ fn interop_with_a_linux_vxlan_node() {
         "ip link add veth-lp netns {} type veth peer name eth0 netns {}",
         nl.name, pod.name
     ));
-    nl.exec("ip link set veth-lp master cni0 && ip link set veth-lp mtu 1450 && ip link set veth-lp up");
+    nl.exec(
+        "ip link set veth-lp master cni0 && ip link set veth-lp mtu 1450 && ip link set veth-lp up",
+    );
     pod.exec(
         "ip addr add 10.244.32.5/24 dev eth0 && ip link set eth0 mtu 1450 && ip link set eth0 up && \
          ip route add default via 10.244.32.1",
@@ -132,8 +157,12 @@ fn interop_with_a_linux_vxlan_node() {
 
     let a = overlay_node(na, 31, 8, 1, 2, 32, Some(linux_mac));
     // The local VTEP MAC is shown by `ofctl show`.
-    let show: serde_json::Value = serde_json::from_str(&a.vswitchd.ofctl(&["--json", "show"])).unwrap();
-    let our_mac = show["vtep_mac"].as_str().expect("show reports vtep_mac").to_string();
+    let show: serde_json::Value =
+        serde_json::from_str(&a.vswitchd.ofctl(&["--json", "show"])).unwrap();
+    let our_mac = show["vtep_mac"]
+        .as_str()
+        .expect("show reports vtep_mac")
+        .to_string();
     nl.exec(&format!(
         "ip route add 10.244.31.0/24 via 10.244.31.0 dev vx0 onlink && \
          ip neigh replace 10.244.31.0 lladdr {our_mac} dev vx0 nud permanent && \
@@ -146,8 +175,14 @@ fn interop_with_a_linux_vxlan_node() {
         a.vswitchd.log_text()
     );
     assert!(ping(&pod, &pa.ip), "Linux pod -> our pod");
-    assert!(tcp_transfer(&pa.ns, &pod, "10.244.32.5", 6011, 5_000_000), "TCP to the Linux pod");
-    assert!(tcp_transfer(&pod, &pa.ns, &pa.ip, 6012, 5_000_000), "TCP from the Linux pod");
+    assert!(
+        tcp_transfer(&pa.ns, &pod, "10.244.32.5", 6011, 5_000_000),
+        "TCP to the Linux pod"
+    );
+    assert!(
+        tcp_transfer(&pod, &pa.ns, &pa.ip, 6012, 5_000_000),
+        "TCP from the Linux pod"
+    );
 }
 
 trait LossyOutput {
@@ -176,12 +211,18 @@ fn remote_nodes_are_added_and_removed_at_run_time() {
     let (na, nb) = (Netns::new(&tag("ra")), Netns::new(&tag("rb")));
     let _ul = Underlay::new(&tag("ru"), 9, &[&na, &nb]);
     // Node A starts knowing nobody; node B knows A from its config.
-    let a = Node::start_in(na, 41, "uplink = \"ul0\"\nvtep_ip = \"198.18.9.1\"\nvni = 42\n", "");
+    let a = Node::start_in(
+        na,
+        41,
+        "uplink = \"ul0\"\nvtep_ip = \"198.18.9.1\"\nvni = 42\n",
+        "",
+    );
     let b = overlay_node(nb, 42, 9, 2, 1, 41, None);
     let pa = a.pod(&tag("rpa"));
     let pb = b.pod(&tag("rpb"));
     assert!(!ping(&pa.ns, &pb.ip), "A does not know B yet");
-    a.vswitchd.ofctl(&["add-node", "peer", "10.244.42.0/24", "198.18.9.2"]);
+    a.vswitchd
+        .ofctl(&["add-node", "peer", "10.244.42.0/24", "198.18.9.2"]);
     assert!(
         wait_for(Duration::from_secs(10), || ping(&pa.ns, &pb.ip)),
         "after add-node\n{}",
@@ -190,15 +231,29 @@ fn remote_nodes_are_added_and_removed_at_run_time() {
     // Show lists the VXLAN port and the remote with its resolved next hop.
     let show = a.vswitchd.ofctl(&["show"]);
     assert!(show.contains("65000(vxlan): vni 42"), "{show}");
-    assert!(show.contains("remote peer: 10.244.42.0/24") && !show.contains("unresolved"), "{show}");
+    assert!(
+        show.contains("remote peer: 10.244.42.0/24") && !show.contains("unresolved"),
+        "{show}"
+    );
     let nodes = a.vswitchd.ofctl(&["dump-nodes"]);
     assert!(nodes.contains("198.18.9.2"), "{nodes}");
     // The model's flows carry its cookie.
-    let flows = a.vswitchd.ofctl(&["dump-flows", "cookie=0x5653000000000000/0xffff000000000000"]);
-    assert!(flows.contains("tun_dst") || flows.contains("198.18.9.2"), "{flows}");
+    let flows = a
+        .vswitchd
+        .ofctl(&["dump-flows", "cookie=0x5653000000000000/0xffff000000000000"]);
+    assert!(
+        flows.contains("tun_dst") || flows.contains("198.18.9.2"),
+        "{flows}"
+    );
     // Trace shows the route and the encapsulation.
-    let trace = a.vswitchd.ofctl(&["trace", &format!("in_port=1,ip,dl_dst={},nw_dst={}", gw_mac(&a), pb.ip)]);
-    assert!(trace.contains("65000") || trace.to_lowercase().contains("vxlan"), "{trace}");
+    let trace = a.vswitchd.ofctl(&[
+        "trace",
+        &format!("in_port=1,ip,dl_dst={},nw_dst={}", gw_mac(&a), pb.ip),
+    ]);
+    assert!(
+        trace.contains("65000") || trace.to_lowercase().contains("vxlan"),
+        "{trace}"
+    );
     a.vswitchd.ofctl(&["del-node", "peer"]);
     assert!(!ping(&pa.ns, &pb.ip), "after del-node");
     let ports = a.vswitchd.ofctl(&["dump-ports"]);
@@ -206,5 +261,7 @@ fn remote_nodes_are_added_and_removed_at_run_time() {
 }
 
 fn gw_mac(n: &Node) -> String {
-    n.ns.exec("cat /sys/class/net/vsw0/address").trim().to_string()
+    n.ns.exec("cat /sys/class/net/vsw0/address")
+        .trim()
+        .to_string()
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use crate::pipeline::{DropReason, Pipeline, TunnelConfig};
 use crate::port::mem::{MemLink, MemPort};
 use crate::switch::Switch;
+use crate::tables::conntrack::CtConfig;
 use crate::tables::Fdb;
 
 /// What the switch transmitted after one step, by OpenFlow port.
@@ -76,7 +77,16 @@ impl Scenario {
 
     /// Same, with a given FDB (size limit, aging).
     pub fn with_fdb(ports: &[u32], fdb: Fdb) -> Scenario {
-        let mut sw = Switch::new(Arc::new(Pipeline::new(1, fdb)), 0);
+        Scenario::with_pipeline(ports, Pipeline::new(1, fdb))
+    }
+
+    /// Same, with a conntrack table of the given size and timeouts.
+    pub fn with_conntrack(ports: &[u32], ct: CtConfig) -> Scenario {
+        Scenario::with_pipeline(ports, Pipeline::with_conntrack(1, Fdb::default(), ct))
+    }
+
+    fn with_pipeline(ports: &[u32], pipe: Pipeline) -> Scenario {
+        let mut sw = Switch::new(Arc::new(pipe), 0);
         let mut links = BTreeMap::new();
         for &p in ports {
             let (port, link) = MemPort::new(&format!("p{p}"), 4096);

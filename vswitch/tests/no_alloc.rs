@@ -57,6 +57,17 @@ fn frame(sport: u16) -> Vec<u8> {
 }
 
 /// `frame(sport)` VXLAN-encapsulated from 198.18.0.2 to 198.18.0.1, VNI 1.
+/// An ACK segment (conntrack picks the connection up as established).
+fn ack_frame(sport: u16) -> Vec<u8> {
+    let b = etherparse::PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([10, 244, 0, 1], [10, 96, 0, 10], 64)
+        .tcp(sport, 80, 1, 1000)
+        .ack(1);
+    let mut v = Vec::new();
+    b.write(&mut v, &[0u8; 6]).unwrap();
+    v
+}
+
 fn vxlan(sport: u16) -> Vec<u8> {
     let mut payload = vec![0x08, 0, 0, 0, 0, 0, 1, 0];
     payload.extend(frame(sport));
@@ -79,12 +90,19 @@ enum Mode {
     Encap,
     /// VXLAN frames on the uplink; port 1 sinks.
     Decap,
+    /// TCP ACK segments on port 1 through `ct(...)`: committed during the
+    /// warm-up, established (and NATed) while measured.
+    Ct,
 }
 
 fn allocations_per_turn(flows: &str, extra_ports: u32, mode: Mode) -> (u64, u64) {
     let pipe = Arc::new(Pipeline::new(1, Fdb::default()));
     let mut sw = Switch::new(Arc::clone(&pipe), 0);
-    if mode == Mode::Plain {
+    if mode == Mode::Ct {
+        let frames = (0..64).map(|i| ack_frame(1000 + i)).collect();
+        sw.add_port(1, Box::new(MemPort::replay("gen", frames).0))
+            .unwrap();
+    } else if mode == Mode::Plain {
         let frames = (0..64).map(|i| frame(1000 + i)).collect();
         sw.add_port(1, Box::new(MemPort::replay("gen", frames).0))
             .unwrap();
@@ -123,6 +141,11 @@ fn allocations_per_turn(flows: &str, extra_ports: u32, mode: Mode) -> (u64, u64)
         packets += sw.poll(1) as u64;
     }
     ARMED.store(false, Ordering::Relaxed);
+    if mode == Mode::Ct {
+        assert_eq!(pipe.conntrack().len(), 64, "one connection per source port");
+        let lost: u64 = pipe.drops().iter().map(|(_, n)| n).sum();
+        assert_eq!(lost, 0, "{:?}", pipe.drops());
+    }
     (ALLOCS.load(Ordering::Relaxed), packets)
 }
 
@@ -143,6 +166,8 @@ fn hot_path_does_not_allocate() {
         ("priority=10,in_port=1,tcp actions=mod_dl_dst:aa:bb:cc:00:00:02,dec_ttl,output:2,set_field:198.18.0.2->tun_dst,set_field:1->tun_id,output:65000", Mode::Encap),
         // Decapsulation, then routing to a pod port.
         ("priority=10,in_port=65000 actions=goto_table:10\ntable=10,priority=10,tcp,tun_src=198.18.0.2 actions=mod_dl_src:02:00:00:00:00:07,dec_ttl,output:2", Mode::Decap),
+        // Conntrack with DNAT: the Service path, established connections.
+        ("priority=10,tcp actions=ct(zone=1,nat,table=1)\ntable=1,priority=20,ct_state=+new+trk,tcp actions=ct(commit,zone=1,nat(dst=10.244.0.9:8080),exec(set_field:3->ct_mark),table=2)\ntable=1,priority=10,ct_state=+est+trk+dnat actions=resubmit(,2)\ntable=2,priority=10,tcp,nw_dst=10.244.0.9,tp_dst=8080 actions=output:2", Mode::Ct),
     ] {
         let (allocs, packets) = allocations_per_turn(flows, 0, mode);
         assert_eq!(packets, 64_000, "{flows}");

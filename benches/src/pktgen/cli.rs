@@ -204,8 +204,8 @@ pub fn parse_rate(s: &str) -> Result<Rate, String> {
         .parse()
         .map_err(|_| format!("{s:?} is not a rate (e.g. 100000, 250k, 1.5M or max)"))?;
     let pps = (v * mult).round();
-    if !pps.is_finite() || pps < 1.0 || pps > 1e12 {
-        return Err(format!("{s:?}: the rate must be at least 1 pps"));
+    if !(1.0..=1e12).contains(&pps) {
+        return Err(format!("{s:?}: the rate must be within 1..=1e12 pps"));
     }
     Ok(Rate::Pps(pps as u64))
 }
@@ -278,7 +278,12 @@ mod tests {
         let v = parse_vxlan("7,198.18.1.1,198.18.1.2").unwrap();
         assert_eq!(v.vni, 7);
         assert_eq!(v.outer_dst, Ipv4Addr::new(198, 18, 1, 2));
-        for bad in ["7", "7,1.1.1.1", "x,1.1.1.1,2.2.2.2", "16777216,1.1.1.1,2.2.2.2"] {
+        for bad in [
+            "7",
+            "7,1.1.1.1",
+            "x,1.1.1.1,2.2.2.2",
+            "16777216,1.1.1.1,2.2.2.2",
+        ] {
             assert!(parse_vxlan(bad).is_err(), "{bad:?}");
         }
     }
@@ -286,9 +291,22 @@ mod tests {
     #[test]
     fn send_arguments_map_to_a_spec_and_config() {
         let cli = Cli::try_parse_from([
-            "pktgen", "send", "--iface", "v0", "--dst-mac", "02:00:00:00:00:02", "--src-ip",
-            "198.18.0.1", "--dst-ip", "198.18.0.2", "--count", "10", "--rate", "1k",
-            "--flows", "3",
+            "pktgen",
+            "send",
+            "--iface",
+            "v0",
+            "--dst-mac",
+            "02:00:00:00:00:02",
+            "--src-ip",
+            "198.18.0.1",
+            "--dst-ip",
+            "198.18.0.2",
+            "--count",
+            "10",
+            "--rate",
+            "1k",
+            "--flows",
+            "3",
         ])
         .unwrap();
         let Command::Send(a) = cli.command else {
@@ -300,7 +318,14 @@ mod tests {
         assert_eq!((cfg.count, cfg.rate, cfg.batch), (Some(10), Some(1000), 64));
         assert_eq!(a.port.backend, Backend::Auto);
         let both = Cli::try_parse_from([
-            "pktgen", "sink", "--iface", "v0", "--count", "1", "--duration", "1",
+            "pktgen",
+            "sink",
+            "--iface",
+            "v0",
+            "--count",
+            "1",
+            "--duration",
+            "1",
         ]);
         assert!(both.is_err());
     }

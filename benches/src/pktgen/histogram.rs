@@ -140,7 +140,10 @@ mod tests {
         assert_eq!((h.min(), h.max()), (Some(1), Some(10_000)));
         for (q, exact) in [(0.5, 5_000.0), (0.99, 9_900.0), (0.999, 9_990.0)] {
             let got = h.quantile(q).unwrap() as f64;
-            assert!((got - exact).abs() / exact < 0.032, "q{q}: {got} vs {exact}");
+            assert!(
+                (got - exact).abs() / exact < 0.032,
+                "q{q}: {got} vs {exact}"
+            );
         }
         assert_eq!(h.quantile(0.0), Some(1));
         assert_eq!(h.quantile(1.0), Some(10_000));

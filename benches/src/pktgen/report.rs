@@ -221,7 +221,15 @@ mod tests {
     fn sink_summary_line_and_json() {
         let mut t = Tracker::new();
         for seq in [0u64, 1, 3] {
-            t.record(Probe { flow: 0, seq, ts: 0 }, 60, 1_000_000 * (seq + 1));
+            t.record(
+                Probe {
+                    flow: 0,
+                    seq,
+                    ts: 0,
+                },
+                60,
+                1_000_000 * (seq + 1),
+            );
         }
         let s = SinkSummary::new(&t, None, "veth1", "afxdp");
         assert_eq!(s.received, 3);

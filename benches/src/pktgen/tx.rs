@@ -11,10 +11,13 @@
 //! Frame `g` of the run (counting only frames the port accepted) belongs
 //! to flow `g % flows` with sequence number `g / flows`, so flows take
 //! turns and every flow's numbers run from 0 without gaps. A port that
-//! refuses part of a burst (tx ring full) has sent a prefix of it (both
-//! kernel backends send in order and stop at the first refusal); the
-//! refused frames' numbers are simply reused by the next burst, so
-//! refusals never look like loss at the sink.
+//! refuses part of a burst (tx ring full) has sent a prefix of it: both
+//! kernel backends send in order and stop at the first refusal, so the
+//! refused frames' numbers are simply reused by the next burst and
+//! refusals never look like loss at the sink. (`Port::tx_burst` returns
+//! a count, not which frames went; AF_PACKET skips a frame on errors
+//! other than a full buffer, e.g. ENETDOWN, which would show at the sink
+//! as one loss and one duplicate.)
 //!
 //! One timestamp is taken per batch: every frame of a batch carries the
 //! time the batch was built (a batch of 64 is built in well under a
@@ -158,7 +161,11 @@ pub fn send<P: Port + ?Sized>(
         }
         let built = descs.len() as u64;
         let (n, bytes) = port.tx_burst(&mut pool, &mut descs);
-        descs.clear(); // the port drains it; never carry stale descriptors
+        // The port drains `descs`; should one not, its frames go back to
+        // the pool rather than leak.
+        for d in descs.drain(..) {
+            pool.free(d);
+        }
         st.sent += n as u64;
         st.bytes += bytes;
         if let Some(p) = pacer.as_mut() {
@@ -234,7 +241,11 @@ mod tests {
         assert_eq!(frames.len(), 1000);
         for (g, f) in frames.iter().enumerate() {
             let p = parse_probe(f).expect("a probe");
-            assert_eq!((p.flow, p.seq), ((g % 3) as u32, (g / 3) as u64), "frame {g}");
+            assert_eq!(
+                (p.flow, p.seq),
+                ((g % 3) as u32, (g / 3) as u64),
+                "frame {g}"
+            );
         }
     }
 
@@ -288,7 +299,11 @@ mod tests {
         assert_eq!(st.refused, 4 * 54 + 50 + 40 + 30 + 20 + 10);
         for (g, f) in port.0.iter().enumerate() {
             let p = parse_probe(f).unwrap();
-            assert_eq!((p.flow, p.seq), ((g % 2) as u32, (g / 2) as u64), "frame {g}");
+            assert_eq!(
+                (p.flow, p.seq),
+                ((g % 2) as u32, (g / 2) as u64),
+                "frame {g}"
+            );
         }
         assert_eq!(port.0.len(), 100);
     }
@@ -324,7 +339,10 @@ mod tests {
         let st = send(&mut port, &template(1), &cfg, &mut Quiet);
         assert_eq!(link.sunk(), 2_000);
         let secs = st.elapsed_ns as f64 / 1e9;
-        assert!((0.09..0.3).contains(&secs), "2000 frames at 20 kpps took {secs} s");
+        assert!(
+            (0.09..0.3).contains(&secs),
+            "2000 frames at 20 kpps took {secs} s"
+        );
     }
 
     #[test]

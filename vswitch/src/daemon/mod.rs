@@ -101,7 +101,11 @@ impl Daemon {
             aging: Duration::from_secs(d.fdb_aging_s),
             ..FdbConfig::default()
         });
-        let pipeline = Arc::new(Pipeline::new(d.workers, fdb));
+        let ct = crate::tables::CtConfig {
+            max_entries: d.ct_max,
+            ..crate::tables::CtConfig::default()
+        };
+        let pipeline = Arc::new(Pipeline::with_conntrack(d.workers, fdb, ct));
         let n = &config.node;
         let hp = host::HostPort::create(
             &n.host_port,
@@ -509,7 +513,15 @@ impl Daemon {
                         return Err(e.context(format!("pod {container_id}")));
                     }
                 }
-                pods.insert(container_id, Pod { iface, ofport, mac, ip });
+                pods.insert(
+                    container_id,
+                    Pod {
+                        iface,
+                        ofport,
+                        mac,
+                        ip,
+                    },
+                );
                 self.save_pods(&pods);
                 Reply::Port { ofport }
             }
@@ -520,13 +532,59 @@ impl Daemon {
                 vtep_mac,
             } => {
                 let ov = self.need_overlay()?;
-                let r = control::model::RemoteNode::parse(&name, &pod_cidr, &vtep_ip, vtep_mac.as_deref())?;
+                let r = control::model::RemoteNode::parse(
+                    &name,
+                    &pod_cidr,
+                    &vtep_ip,
+                    vtep_mac.as_deref(),
+                )?;
                 ov.add_node(&self.pipeline, &name, r)?;
                 ov.resolve_neighbors(&self.pipeline);
                 Reply::Done
             }
             Request::DelNode { name } => Reply::Count {
                 count: u64::from(self.need_overlay()?.del_node(&self.pipeline, &name)?),
+            },
+            Request::AddService {
+                name,
+                vip,
+                port,
+                protocol,
+                endpoints,
+            } => {
+                let ov = self.need_overlay()?;
+                let svc = control::model::Service::parse(&name, &vip, port, &protocol, &endpoints)?;
+                ov.add_service(&self.pipeline, &name, svc)?;
+                Reply::Done
+            }
+            Request::DelService { name } => Reply::Count {
+                count: u64::from(self.need_overlay()?.del_service(&self.pipeline, &name)?),
+            },
+            Request::DumpServices {} => Reply::Services {
+                services: self.need_overlay()?.service_rows(),
+            },
+            Request::DumpConntrack { zone } => {
+                let ct = self.pipeline.conntrack();
+                let st = ct.stats();
+                Reply::Conntrack {
+                    entries: ct
+                        .dump(zone, self.now())
+                        .iter()
+                        .map(|e| e.to_string())
+                        .collect(),
+                    stats: control::api::CtStatsRow {
+                        entries: st.entries as u64,
+                        limit: st.limit as u64,
+                        committed: st.committed,
+                        refused: st.refused,
+                        early_dropped: st.early_dropped,
+                        invalid: st.invalid,
+                        expired: st.expired,
+                    },
+                }
+            }
+            Request::FlushConntrack { zone } => Reply::Count {
+                count: self.pipeline.conntrack().flush(zone) as u64,
             },
             Request::DumpNodes {} => Reply::Nodes {
                 nodes: self.need_overlay()?.rows(),
@@ -641,6 +699,8 @@ impl Daemon {
 
     /// Periodic work: ages out learned MACs.
     pub fn housekeeping(&self) {
+        // Expired connections: a bounded sweep per second, never a stall.
+        self.pipeline.conntrack().gc(self.now(), 65_536);
         if let Some(ov) = &self.overlay {
             ov.resolve_neighbors(&self.pipeline);
         }

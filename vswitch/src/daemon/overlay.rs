@@ -14,8 +14,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::Ipv4Addr;
 
 use anyhow::{anyhow, Context};
-use control::flow::Flow;
-use control::model::{self, default_vtep_mac, HostRoute, Ipv4Cidr, LocalNode, NodeModel, RemoteNode};
+use control::model::{
+    self, default_vtep_mac, Compiled, HostRoute, Ipv4Cidr, LocalNode, NodeModel, RemoteNode,
+    Service,
+};
 use control::MacAddr;
 use parking_lot::Mutex;
 
@@ -38,7 +40,7 @@ pub struct Overlay {
     /// The host port's interface (routes to remote pods go through it).
     host_dev: String,
     model: Mutex<NodeModel>,
-    installed: Mutex<Vec<Flow>>,
+    installed: Mutex<Compiled>,
     routes: Mutex<BTreeSet<HostRoute>>,
     neighbors: Mutex<HashMap<Ipv4Addr, [u8; 6]>>,
 }
@@ -47,8 +49,13 @@ impl Overlay {
     /// The model of a configured node whose host port has MAC `gw_mac`.
     pub fn new(cfg: &Config, gw_mac: MacAddr) -> anyhow::Result<Overlay> {
         let n = &cfg.node;
-        let vtep_ip = n.vtep_ip.ok_or_else(|| anyhow!("node.vtep_ip is required with node.uplink"))?;
-        let uplink = n.uplink.clone().ok_or_else(|| anyhow!("node.uplink is required with node.vtep_ip"))?;
+        let vtep_ip = n
+            .vtep_ip
+            .ok_or_else(|| anyhow!("node.vtep_ip is required with node.uplink"))?;
+        let uplink = n
+            .uplink
+            .clone()
+            .ok_or_else(|| anyhow!("node.uplink is required with node.vtep_ip"))?;
         let pod_cidr: Ipv4Cidr = n.pod_cidr.parse()?;
         let mut m = NodeModel::new(LocalNode {
             name: n.name.clone(),
@@ -70,11 +77,25 @@ impl Overlay {
             .with_context(|| format!("remote_nodes: {}", r.name))?;
             m.upsert_remote(&r.name, node)?;
         }
+        for s in &cfg.services {
+            let svc = Service::parse(
+                &s.name,
+                &s.vip.to_string(),
+                s.port,
+                &s.protocol,
+                &s.backends,
+            )
+            .with_context(|| format!("services: {}", s.name))?;
+            m.upsert_service(&s.name, svc)?;
+        }
         Ok(Overlay {
             uplink,
             host_dev: n.host_port.clone(),
             model: Mutex::new(m),
-            installed: Mutex::new(Vec::new()),
+            installed: Mutex::new(Compiled {
+                flows: Vec::new(),
+                groups: Vec::new(),
+            }),
             routes: Mutex::new(BTreeSet::new()),
             neighbors: Mutex::new(HashMap::new()),
         })
@@ -95,7 +116,12 @@ impl Overlay {
             local_ip: m.node.vtep_ip,
             local_mac: uplink_mac,
             vtep_mac: Some(m.node.vtep_mac.0),
-            allowed_sources: Some(m.remotes.values().map(|r| r.vtep_ip).collect::<HashSet<_>>()),
+            allowed_sources: Some(
+                m.remotes
+                    .values()
+                    .map(|r| r.vtep_ip)
+                    .collect::<HashSet<_>>(),
+            ),
             underlay_mtu: m.node.underlay_mtu as u16,
         }
     }
@@ -104,14 +130,22 @@ impl Overlay {
     /// the host routes to the kernel.
     pub fn sync(&self, pipe: &Pipeline) -> anyhow::Result<()> {
         let model = self.model.lock().clone();
-        let new = model::compile(&model);
+        let new = model::compile_all(&model);
         let mut installed = self.installed.lock();
-        let d = model::diff(&installed, &new);
-        if !d.add.is_empty() {
-            pipe.add_flows(d.add.clone())?;
+        let d = model::diff_all(&installed, &new);
+        // Groups first, so no flow ever points at a missing group; groups
+        // that are gone last, once no flow refers to them.
+        for g in &d.groups.add {
+            pipe.add_group(g.clone())?;
         }
-        for f in d.delete_filters() {
+        if !d.flows.add.is_empty() {
+            pipe.add_flows(d.flows.add.clone())?;
+        }
+        for f in d.flows.delete_filters() {
             pipe.del_flows(&f, true)?;
+        }
+        for id in &d.groups.delete {
+            pipe.del_groups(Some(*id));
         }
         *installed = new;
         drop(installed);
@@ -139,7 +173,14 @@ impl Overlay {
     }
 
     /// Registers (or updates) a local pod.
-    pub fn add_pod(&self, pipe: &Pipeline, id: &str, ofport: u32, mac: MacAddr, ip: Ipv4Addr) -> anyhow::Result<()> {
+    pub fn add_pod(
+        &self,
+        pipe: &Pipeline,
+        id: &str,
+        ofport: u32,
+        mac: MacAddr,
+        ip: Ipv4Addr,
+    ) -> anyhow::Result<()> {
         self.model
             .lock()
             .upsert_pod(id, model::PodEntry { ofport, mac, ip })?;
@@ -167,6 +208,26 @@ impl Overlay {
         Ok(gone)
     }
 
+    /// Adds or replaces a Service (its endpoints, say).
+    pub fn add_service(&self, pipe: &Pipeline, name: &str, svc: Service) -> anyhow::Result<()> {
+        self.model.lock().upsert_service(name, svc)?;
+        self.sync(pipe)
+    }
+
+    /// Removes a Service; false if it was unknown.
+    pub fn del_service(&self, pipe: &Pipeline, name: &str) -> anyhow::Result<bool> {
+        let gone = self.model.lock().remove_service(name).is_some();
+        if gone {
+            self.sync(pipe)?;
+        }
+        Ok(gone)
+    }
+
+    /// Rows for `dump-services`.
+    pub fn service_rows(&self) -> Vec<control::api::ServiceRow> {
+        model::service_rows(&self.model.lock())
+    }
+
     /// Rows for `dump-nodes`, with resolved next-hop MACs.
     pub fn rows(&self) -> Vec<control::api::NodeRow> {
         let m = self.model.lock();
@@ -183,11 +244,19 @@ impl Overlay {
     /// Looks up the underlay next hop of every remote VTEP in the kernel's
     /// tables, prompting resolution of missing ones, and publishes changes.
     pub fn resolve_neighbors(&self, pipe: &Pipeline) {
-        let vteps: Vec<Ipv4Addr> = self.model.lock().remotes.values().map(|r| r.vtep_ip).collect();
+        let vteps: Vec<Ipv4Addr> = self
+            .model
+            .lock()
+            .remotes
+            .values()
+            .map(|r| r.vtep_ip)
+            .collect();
         let arp = std::fs::read_to_string("/proc/net/arp").unwrap_or_default();
         let mut found = HashMap::new();
         for vtep in vteps {
-            let Some((nh, dev)) = next_hop(vtep) else { continue };
+            let Some((nh, dev)) = next_hop(vtep) else {
+                continue;
+            };
             match arp_lookup(&arp, nh, &dev) {
                 Some(mac) => {
                     found.insert(vtep, mac);
@@ -266,9 +335,16 @@ mod tests {
                  198.18.0.2       0x1         0x2         aa:bb:cc:dd:ee:02     *        ul0\n\
                  198.18.0.3       0x1         0x0         00:00:00:00:00:00     *        ul0\n";
         let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
-        assert_eq!(arp_lookup(t, ip("198.18.0.2"), "ul0"), Some([0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x02]));
+        assert_eq!(
+            arp_lookup(t, ip("198.18.0.2"), "ul0"),
+            Some([0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0x02])
+        );
         assert_eq!(arp_lookup(t, ip("198.18.0.2"), "eth0"), None);
-        assert_eq!(arp_lookup(t, ip("198.18.0.3"), "ul0"), None, "incomplete entry");
+        assert_eq!(
+            arp_lookup(t, ip("198.18.0.3"), "ul0"),
+            None,
+            "incomplete entry"
+        );
         assert_eq!(arp_lookup(t, ip("198.18.0.4"), "ul0"), None);
     }
 }

@@ -127,6 +127,20 @@ impl Exec<'_> {
                 DpAction::PopVlan => self.pop_vlan(p),
                 DpAction::SetVlanVid(vid) => self.set_vlan_vid(p, *vid)?,
                 DpAction::Group(g) => self.group(p, *g, table, depth, fin)?,
+                DpAction::Ct {
+                    zone,
+                    commit,
+                    table: t,
+                    nat,
+                    mark,
+                } => {
+                    self.ct(p, *zone, *commit, nat.as_ref(), *mark)?;
+                    if let Some(t) = t {
+                        // Recirculation: the rest of this list is not run.
+                        self.resubmit(p, None, *t, depth, tail_final)?;
+                        return Ok(());
+                    }
+                }
                 DpAction::CtClear => {
                     p.key.set(field::CT_STATE, 0);
                     p.key.set(field::CT_ZONE, 0);
@@ -335,7 +349,7 @@ impl Exec<'_> {
         Ok(p.offs.l3 as usize)
     }
 
-    fn set_nw_addr(&mut self, p: &mut Pkt, at: usize, addr: u32) -> Result<(), Stop> {
+    pub(super) fn set_nw_addr(&mut self, p: &mut Pkt, at: usize, addr: u32) -> Result<(), Stop> {
         let l3 = self.ipv4(p)?;
         let l4 = p.offs.l4 as usize;
         let proto = p.key.get(field::NW_PROTO) as u8;
@@ -358,7 +372,7 @@ impl Exec<'_> {
         Ok(())
     }
 
-    fn set_tp_port(&mut self, p: &mut Pkt, at: usize, port: u16) -> Result<(), Stop> {
+    pub(super) fn set_tp_port(&mut self, p: &mut Pkt, at: usize, port: u16) -> Result<(), Stop> {
         let proto = p.key.get(field::NW_PROTO) as u8;
         let l4 = p.offs.l4 as usize;
         let dl = p.key.get(field::DL_TYPE);
@@ -484,7 +498,7 @@ impl Exec<'_> {
 
 /// Applies `f` to the TCP or UDP checksum at `l4` (UDP's "no checksum" 0 stays 0).
 #[inline]
-fn update_l4_csum(d: &mut [u8], l4: usize, proto: u8, f: impl Fn(u16) -> u16) {
+pub(super) fn update_l4_csum(d: &mut [u8], l4: usize, proto: u8, f: impl Fn(u16) -> u16) {
     let at = match proto {
         6 => l4 + 16,
         17 => l4 + 6,

@@ -72,8 +72,10 @@ drop_reasons! {
     VlanStackFull = "vlan-stack-full",
     /// A set-field or L4 action that needs a header the packet does not have.
     MissingHeader = "missing-header",
-    /// A `ct(...)` action: connection tracking is not yet executable.
-    CtUnsupported = "ct-unsupported",
+    /// A `ct(...,nat...)` action on a packet that conntrack finds invalid
+    /// (`+inv`) while it belongs to a NATed connection (or is an IPv4
+    /// fragment, which cannot be translated): never forwarded untranslated.
+    CtInvalid = "ct-invalid",
     /// Output to the VXLAN port while no tunnel is configured.
     TunnelUnsupported = "tunnel-unsupported",
     /// Output to the VXLAN port with no `tun_dst` set.

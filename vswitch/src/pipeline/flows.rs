@@ -13,11 +13,12 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-use control::flow::{Action, Field as CField, Flow, Group, GroupType};
+use control::flow::{Action, CtAction, Field as CField, Flow, Group, GroupType, Nat};
 use control::PortNo;
 
 use super::DropReason;
 use crate::key::{field, Field, FlowKey};
+use crate::tables::conntrack::NatSpec;
 
 /// Deepest chain of `resubmit`/`goto_table`/`group` the pipeline follows.
 /// OVS allows 64 levels of resubmit; a chain past it is a loop or a bug.
@@ -75,6 +76,21 @@ pub enum DpAction {
     SetVlanVid(u16),
     /// Apply group N.
     Group(u32),
+    /// `ct(...)`: send the packet through connection tracking in `zone`
+    /// (see `pipeline::ct` for the semantics).
+    Ct {
+        /// `ct_zone` (0 when the action names none).
+        zone: u16,
+        /// `commit`: store a new connection.
+        commit: bool,
+        /// `table=T`: continue in table T with the new `ct_*` fields (the
+        /// rest of the action list is not run).
+        table: Option<u8>,
+        /// `nat(...)`: the translation to commit, or plain `nat`.
+        nat: Option<NatSpec>,
+        /// `exec(set_field:V->ct_mark)`: the mark to store on commit.
+        mark: Option<u32>,
+    },
     /// Clear connection-tracking state from the key.
     CtClear,
     /// An action whose feature is not yet executable: the packet is dropped
@@ -165,6 +181,9 @@ pub enum CompileError {
     /// A register index above 7.
     #[error("register reg{0} does not exist (reg0-reg7)")]
     BadRegister(u8),
+    /// An action inside `ct(exec(...))` other than `set_field:V->ct_mark`.
+    #[error("ct exec supports only set_field:V->ct_mark, not {0}")]
+    CtExec(String),
 }
 
 /// The key field a control-plane match field lives in.
@@ -238,13 +257,36 @@ pub fn compile_actions(actions: &[Action]) -> Result<Box<[DpAction]>, CompileErr
             Action::PopVlan => DpAction::PopVlan,
             Action::ModVlanVid(v) => DpAction::SetVlanVid(*v & 0x0fff),
             Action::Group(g) => DpAction::Group(*g),
-            // Parsed and listed, not yet executable: packets hitting it are
-            // dropped with a named reason until conntrack lands.
-            Action::Ct(_) => DpAction::Unsupported(DropReason::CtUnsupported),
+            Action::Ct(c) => ct_action(c)?,
             Action::CtClear => DpAction::CtClear,
         });
     }
     Ok(out.into_boxed_slice())
+}
+
+fn ct_action(c: &CtAction) -> Result<DpAction, CompileError> {
+    let mut mark = None;
+    for a in &c.exec {
+        match a {
+            Action::SetField {
+                field: CField::CtMark,
+                value,
+            } => mark = Some(*value as u32),
+            other => return Err(CompileError::CtExec(other.to_string())),
+        }
+    }
+    let nat = c.nat.as_ref().map(|n| match *n {
+        Nat::Dst { ip, port } => NatSpec::Dst { ip, port },
+        Nat::Src { ip, port } => NatSpec::Src { ip, port },
+        Nat::Reverse => NatSpec::Reverse,
+    });
+    Ok(DpAction::Ct {
+        zone: c.zone.unwrap_or(0),
+        commit: c.commit,
+        table: c.table,
+        nat,
+        mark,
+    })
 }
 
 fn set_field(f: CField, v: u64) -> Result<DpAction, CompileError> {

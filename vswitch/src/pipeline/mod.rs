@@ -29,6 +29,7 @@
 
 mod actions;
 pub mod control_ops;
+mod ct;
 pub mod drop;
 pub mod extract;
 pub mod flows;
@@ -36,6 +37,8 @@ mod stats;
 pub mod trace;
 pub mod tunnel;
 
+#[cfg(test)]
+mod ct_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -55,6 +58,7 @@ pub use tunnel::{TunnelConfig, TunnelSnap, VXLAN_OFPORT, VXLAN_OVERHEAD};
 
 use crate::key::{self, FlowKey};
 use crate::port::{Desc, PacketPool};
+use crate::tables::conntrack::{Conntrack, CtConfig};
 use crate::tables::{Classifier, Emc, Fdb};
 
 /// Packets per batch: big enough to amortise per-batch work, small enough
@@ -227,6 +231,8 @@ pub struct Pipeline {
     snap: ArcSwap<Snapshot>,
     /// MAC learning table of the `normal` action.
     pub fdb: Fdb,
+    /// Connection tracking of the `ct` action.
+    ct: Conntrack,
     workers: Vec<Arc<WorkerStats>>,
     master: parking_lot::Mutex<control_ops::Master>,
 }
@@ -308,12 +314,20 @@ impl WorkerCtx {
 
 impl Pipeline {
     /// A pipeline for up to `workers` workers, with `fdb` as its MAC table.
-    /// It starts with no flows and no ports.
+    /// It starts with no flows and no ports, and a conntrack table with
+    /// the default configuration ([`CtConfig::default`]).
     pub fn new(workers: usize, fdb: Fdb) -> Pipeline {
+        Pipeline::with_conntrack(workers, fdb, CtConfig::default())
+    }
+
+    /// Like [`Pipeline::new`], with a conntrack table sized and timed by
+    /// `ct` (`ct_max`, timeouts).
+    pub fn with_conntrack(workers: usize, fdb: Fdb, ct: CtConfig) -> Pipeline {
         let workers = workers.max(1);
         Pipeline {
             snap: ArcSwap::from_pointee(Snapshot::default()),
             fdb,
+            ct: Conntrack::new(ct),
             workers: (0..workers)
                 .map(|_| Arc::new(WorkerStats::default()))
                 .collect(),
@@ -340,6 +354,12 @@ impl Pipeline {
             tun_nb: None,
             stats: Arc::clone(&self.workers[id]),
         }
+    }
+
+    /// The connection-tracking table of the `ct` action (for dumps,
+    /// flushes, statistics, zone limits and the housekeeping `gc`).
+    pub fn conntrack(&self) -> &Conntrack {
+        &self.ct
     }
 
     /// The current snapshot.

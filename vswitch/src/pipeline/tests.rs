@@ -376,16 +376,6 @@ fn groups_select_by_hash_and_all_copies() {
 }
 
 #[test]
-fn ct_actions_are_accepted_but_drop_with_a_named_reason() {
-    let mut s = Scenario::new(&[1, 2]);
-    s.flows("priority=10,tcp actions=ct(commit,zone=1,nat(dst=10.244.1.5:8080)),output:2");
-    assert!(s
-        .send(1, &tcp(A, B, [1, 1, 1, 1], [2, 2, 2, 2], 1, 2))
-        .is_empty());
-    assert_eq!(s.drops(DropReason::CtUnsupported), 1);
-}
-
-#[test]
 fn flow_counters_count_packets_and_bytes() {
     let mut s = Scenario::new(&[1, 2]);
     s.flows("priority=10,in_port=1 actions=output:2");

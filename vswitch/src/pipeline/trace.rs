@@ -23,7 +23,30 @@ use super::actions::{flow_hash, select_bucket};
 use super::flows::{compile_match, DpAction, MAX_DEPTH};
 use super::tunnel::source_port;
 use super::{Pipeline, Snapshot};
-use crate::key::{field, FlowKey, VLAN_PRESENT};
+use crate::key::{ct_state, field, FlowKey, VLAN_PRESENT};
+use crate::packet::ip_proto;
+use crate::tables::conntrack::{CtTuple, NatSpec};
+
+/// `ct_state` bits as OVS prints them: `+new+trk`.
+fn ct_state_str(s: u16) -> String {
+    let mut out = String::new();
+    for (bit, name) in [
+        (ct_state::NEW, "new"),
+        (ct_state::EST, "est"),
+        (ct_state::REL, "rel"),
+        (ct_state::RPL, "rpl"),
+        (ct_state::INV, "inv"),
+        (ct_state::TRK, "trk"),
+        (ct_state::SNAT, "snat"),
+        (ct_state::DNAT, "dnat"),
+    ] {
+        if s & bit != 0 {
+            out.push('+');
+            out.push_str(name);
+        }
+    }
+    out
+}
 
 /// The result of a trace.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -307,6 +330,25 @@ impl Tracer<'_> {
                     }
                 }
             }
+            DpAction::Ct {
+                zone,
+                commit,
+                table: t,
+                nat,
+                mark,
+            } => {
+                self.ct(key, d, *zone, *commit, nat.as_ref(), *mark);
+                if let Some(t) = t {
+                    if depth + 1 >= MAX_DEPTH {
+                        self.say(d, "ct: too deep, drop".into());
+                        self.drop = "resubmit-limit";
+                        return false;
+                    }
+                    self.say(d, format!("ct: recirculate to table {t}"));
+                    self.table(key, *t, d);
+                    return false;
+                }
+            }
             DpAction::CtClear => {
                 key.set(field::CT_STATE, 0);
                 key.set(field::CT_ZONE, 0);
@@ -319,6 +361,135 @@ impl Tracer<'_> {
             }
         }
         true
+    }
+
+    /// The `ct` action on a key: what conntrack would say, without
+    /// committing or updating anything. An existing connection is looked
+    /// up ([`Conntrack::get`](crate::tables::conntrack::Conntrack::get));
+    /// otherwise the packet would be `+new` (and, with `commit` and a NAT,
+    /// translated as the commit would). The key has no TCP flags, ICMP
+    /// identifier or quoted header: a trace assumes a valid segment, echo
+    /// identifier 0, and an ICMP error is shown as not traceable (`+inv`).
+    fn ct(
+        &mut self,
+        key: &mut FlowKey,
+        depth: u8,
+        zone: u16,
+        commit: bool,
+        nat: Option<&NatSpec>,
+        mark: Option<u32>,
+    ) {
+        let mut state = ct_state::TRK;
+        let mut ct_mark = 0u32;
+        let mut rewrite: Option<CtTuple> = None;
+        let proto = key.get(field::NW_PROTO) as u8;
+        let icmp_type = key.get(field::ICMP_TYPE) as u8;
+        let tuple =
+            (key.get(field::DL_TYPE) == 0x0800 && key.get(field::NW_FRAG) == 0).then(|| {
+                let src = Ipv4Addr::from(key.get(field::NW_SRC) as u32);
+                let dst = Ipv4Addr::from(key.get(field::NW_DST) as u32);
+                let (sp, dp) = (key.get(field::TP_SRC) as u16, key.get(field::TP_DST) as u16);
+                match proto {
+                    ip_proto::TCP => CtTuple::tcp(src, sp, dst, dp),
+                    ip_proto::UDP => CtTuple::udp(src, sp, dst, dp),
+                    ip_proto::ICMP => CtTuple::icmp_echo(src, dst, 0),
+                    p => CtTuple::other(src, dst, p),
+                }
+            });
+        let what = match tuple {
+            None => {
+                state |= ct_state::INV;
+                "not trackable (not IPv4, or a fragment)".to_string()
+            }
+            Some(_) if proto == ip_proto::ICMP && !matches!(icmp_type, 0 | 8) => {
+                state |= ct_state::INV;
+                "ICMP other than echo: +rel or +inv depends on the quoted header, \
+                 not in a trace; assuming +inv"
+                    .to_string()
+            }
+            Some(t) => match self.pipe.conntrack().get(&t, zone, self.now) {
+                Some(e) => {
+                    let orig = e.orig == t;
+                    state |= ct_state::EST;
+                    if !orig {
+                        state |= ct_state::RPL;
+                    }
+                    ct_mark = if commit {
+                        mark.unwrap_or(e.mark)
+                    } else {
+                        e.mark
+                    };
+                    if nat.is_some() && (e.snat || e.dnat) {
+                        if e.snat {
+                            state |= ct_state::SNAT;
+                        }
+                        if e.dnat {
+                            state |= ct_state::DNAT;
+                        }
+                        let to = if orig {
+                            e.reply.reverse()
+                        } else {
+                            e.orig.reverse()
+                        };
+                        rewrite = Some(to);
+                    }
+                    format!("existing connection {e}")
+                }
+                None => {
+                    state |= ct_state::NEW;
+                    match (commit, nat) {
+                        (true, Some(&NatSpec::Dst { ip, port })) => {
+                            state |= ct_state::DNAT;
+                            let mut to = t;
+                            to.dst = ip;
+                            if t.has_ports() {
+                                to.dst_port = port.unwrap_or(t.dst_port);
+                            }
+                            rewrite = Some(to);
+                            ct_mark = mark.unwrap_or(0);
+                        }
+                        (true, Some(&NatSpec::Src { ip, port })) => {
+                            state |= ct_state::SNAT;
+                            let mut to = t;
+                            to.src = ip;
+                            if t.has_ports() {
+                                to.src_port = port.unwrap_or(t.src_port);
+                            }
+                            rewrite = Some(to);
+                            ct_mark = mark.unwrap_or(0);
+                        }
+                        (true, _) => ct_mark = mark.unwrap_or(0),
+                        _ => {}
+                    }
+                    if commit {
+                        "no connection: would be +new, committed".to_string()
+                    } else {
+                        "no connection: would be +new (not committed)".to_string()
+                    }
+                }
+            },
+        };
+        self.say(
+            depth,
+            format!(
+                "ct(zone={zone}): {what}; ct_state={}, ct_mark={ct_mark:#x}",
+                ct_state_str(state)
+            ),
+        );
+        if let (Some(from), Some(to)) = (tuple, rewrite) {
+            if from != to {
+                self.say(depth, format!("ct: nat ({from}) -> ({to})"));
+                key.set(field::NW_SRC, u64::from(u32::from(to.src)));
+                key.set(field::NW_DST, u64::from(u32::from(to.dst)));
+                if to.has_ports() {
+                    key.set(field::TP_SRC, u64::from(to.src_port));
+                    key.set(field::TP_DST, u64::from(to.dst_port));
+                }
+            }
+        }
+        key.set(field::CT_STATE, u64::from(state));
+        key.set(field::CT_ZONE, u64::from(zone));
+        key.set(field::CT_MARK, u64::from(ct_mark));
     }
 
     fn output(&mut self, key: &FlowKey, depth: u8, port: u32) {

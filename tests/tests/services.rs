@@ -1,0 +1,160 @@
+//! End-to-end: ClusterIP Services through conntrack and DNAT, with backends
+//! on two nodes of the overlay; reverse NAT on replies; endpoint changes that
+//! move only new connections.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use vswitch_e2e::{require_root, serial, sh, tag, wait_for, Netns, Node};
+
+fn script(name: &str) -> String {
+    format!("{}/scripts/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn underlay(name: &str, net: u8, nodes: &[&Netns]) -> Netns {
+    let ns = Netns::new(name);
+    ns.exec("ip link add br0 type bridge && ip link set br0 up");
+    for (i, n) in nodes.iter().enumerate() {
+        let br_side = format!("s{i}{}", std::process::id() % 10_000);
+        sh(&format!(
+            "ip link add ul0 netns {} type veth peer name {br_side} netns {}",
+            n.name, ns.name
+        ));
+        ns.exec(&format!(
+            "ip link set {br_side} master br0 && ip link set {br_side} up"
+        ));
+        n.exec(&format!(
+            "ip addr add 198.18.{net}.{}/24 dev ul0 && ip link set ul0 up",
+            i + 1
+        ));
+    }
+    ns
+}
+
+fn node(ns: Netns, octet: u8, net: u8, me: u8, peer: u8, peer_octet: u8) -> Node {
+    Node::start_in(
+        ns,
+        octet,
+        &format!("uplink = \"ul0\"\nvtep_ip = \"198.18.{net}.{me}\"\nvni = 5\n"),
+        &format!(
+            "\n[[remote_nodes]]\nname = \"peer\"\npod_cidr = \"10.244.{peer_octet}.0/24\"\nvtep_ip = \"198.18.{net}.{peer}\"\n"
+        ),
+    )
+}
+
+fn counts(lines: &str) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for l in lines.lines() {
+        if let Some(name) = l.split_whitespace().next() {
+            *m.entry(name.to_string()).or_default() += 1;
+        }
+    }
+    m
+}
+
+#[test]
+fn cluster_ip_balances_over_two_nodes_and_keeps_established_connections() {
+    if !require_root("cluster_ip_balances_over_two_nodes_and_keeps_established_connections") {
+        return;
+    }
+    let _g = serial();
+    let (na, nb) = (Netns::new(&tag("sa")), Netns::new(&tag("sb")));
+    let _ul = underlay(&tag("su"), 11, &[&na, &nb]);
+    let a = node(na, 51, 11, 1, 2, 52);
+    let b = node(nb, 52, 11, 2, 1, 51);
+    let client = a.pod(&tag("scl"));
+    let be1 = a.pod(&tag("sb1"));
+    let be2 = b.pod(&tag("sb2"));
+    let mut servers = vec![
+        be1.ns.spawn(&format!(
+            "exec python3 {} be1 {} 8080",
+            script("svc_server.py"),
+            be1.ip
+        )),
+        be2.ns.spawn(&format!(
+            "exec python3 {} be2 {} 8080",
+            script("svc_server.py"),
+            be2.ip
+        )),
+    ];
+    assert!(wait_for(Duration::from_secs(5), || {
+        be1.ns.ok("ss -ltn | grep -q :8080") && be2.ns.ok("ss -ltn | grep -q :8080")
+    }));
+    // The Service, on the client's node (kube-proxy style: every node knows every Service).
+    a.vswitchd.ofctl(&[
+        "add-service",
+        "default/web",
+        "10.96.0.10:80/tcp",
+        &format!("{}:8080", be1.ip),
+        &format!("{}:8080", be2.ip),
+    ]);
+    let out = client.ns.exec(&format!(
+        "python3 {} ids 10.96.0.10 80 40",
+        script("svc_client.py")
+    ));
+    let c = counts(&out);
+    assert_eq!(
+        c.values().sum::<usize>(),
+        40,
+        "{out}\n{}",
+        a.vswitchd.log_text()
+    );
+    assert!(
+        c.get("be1").copied().unwrap_or(0) > 0 && c.get("be2").copied().unwrap_or(0) > 0,
+        "both backends serve: {c:?}"
+    );
+    // Backends see the client's own address (DNAT only, no SNAT).
+    assert!(out.lines().all(|l| l.ends_with(&client.ip)), "{out}");
+    let ct = a.vswitchd.ofctl(&["dump-conntrack"]);
+    assert!(ct.contains("10.96.0.10"), "{ct}");
+
+    // A long stream, then the endpoints change to the *other* backend
+    // only: the stream survives, new connections all go to the one left.
+    let mut stream = client.ns.spawn(&format!(
+        "python3 {} stream 10.96.0.10 80 3000000",
+        script("svc_client.py")
+    ));
+    let mut first = String::new();
+    {
+        use std::io::BufRead;
+        let out = stream.stdout.as_mut().unwrap();
+        std::io::BufReader::new(out).read_line(&mut first).unwrap();
+    }
+    let (gone, kept, kept_ip) = if first.contains("be1") {
+        ("be1", "be2", be2.ip.clone())
+    } else {
+        ("be2", "be1", be1.ip.clone())
+    };
+    assert!(first.contains(gone), "{first}");
+    a.vswitchd.ofctl(&[
+        "add-service",
+        "default/web",
+        "10.96.0.10:80/tcp",
+        &format!("{kept_ip}:8080"),
+    ]);
+    let out = client.ns.exec(&format!(
+        "python3 {} ids 10.96.0.10 80 10",
+        script("svc_client.py")
+    ));
+    assert_eq!(
+        counts(&out).get(kept),
+        Some(&10),
+        "new connections go to the remaining backend: {out}"
+    );
+    let s = stream.wait_with_output().unwrap();
+    let s = String::from_utf8_lossy(&s.stdout);
+    assert!(
+        s.contains("received 3000000 intact"),
+        "established stream to {gone} survives the change: {s}"
+    );
+
+    // Deleting the Service stops new connections.
+    a.vswitchd.ofctl(&["del-service", "default/web"]);
+    assert!(!client.ns.ok(&format!(
+        "timeout 8 python3 {} ids 10.96.0.10 80 1",
+        script("svc_client.py")
+    )));
+    for s in &mut servers {
+        let _ = s.kill();
+    }
+}
