@@ -51,7 +51,7 @@ down() {
     for n in "${NS[@]}"; do ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null || true; ip netns del "$n" 2>/dev/null || true; done
     rm -rf "$WORK/ovs"
 }
-trap 'down; rm -rf "$WORK"' EXIT
+trap 'down; [ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
 
 # Generator and sink namespaces; the DUT side ends d0 (gen) and d1 (sink)
 # live in vbdut, or d0 in vbdut and d1 in vbnodeb for two-node DUTs.
@@ -199,9 +199,13 @@ PY
 for dut in "${DUTS[@]}"; do
     log "DUT $dut"
     DST_MAC=""
+    if [ -n "${KEEP:-}" ]; then log "work dir $WORK"; fi
     if ! dut_up "$dut" || [ -z "$DST_MAC" ]; then log "$dut failed to start"; down; continue; fi
     for size in $SIZES; do
         for run in $(seq "$RUNS"); do run_once "$dut" "$size" "$run" "$DST_MAC"; done
+    done
+    for s in "$WORK"/*.sock; do
+        [ -S "$s" ] && { echo "--- $(basename "$s")"; "$BIN/ofctl" --socket "$s" dump-ports | tail -8; } >> "$WORK/dump.txt" 2>&1
     done
     down
 done

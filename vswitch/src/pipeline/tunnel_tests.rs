@@ -684,3 +684,35 @@ fn trace_shows_the_encapsulation_and_traces_from_the_tunnel() {
 fn tunnel_port_number_matches_the_control_plane() {
     assert_eq!(VXLAN_OFPORT, control::model::VXLAN_OFPORT);
 }
+
+#[test]
+fn decap_through_conntrack_and_goto_chains_leaks_no_buffer() {
+    let mut a = strict_node(VTEP_A, NIC_A, VMAC_A, &[(VTEP_B, NIC_B)]);
+    let mut b = strict_node(VTEP_B, NIC_B, VMAC_B, &[(VTEP_A, NIC_A)]);
+    overlay_flows(&a, VMAC_A, GW_A, (POD_A, IP_A), ("10.244.2.0/24", VTEP_B, VMAC_B));
+    // Node B as the control plane compiles it with Services: every IPv4
+    // packet goes through conntrack first, then the classification table.
+    let mac = |m: [u8; 6]| control::MacAddr(m).to_string();
+    b.flows(&format!(
+        "table=0,priority=400,ip actions=ct(table=1,zone=1,nat)\n\
+         table=1,priority=0 actions=goto_table:2\n\
+         table=2,priority=300,in_port=65000 actions=goto_table:10\n\
+         table=10,priority=200,ip,nw_dst={} actions=mod_dl_src:{},mod_dl_dst:{},dec_ttl,output:1\n",
+        Ipv4Addr::from(IP_B),
+        mac(GW_B),
+        mac(POD_B),
+    ));
+    for i in 0..300u16 {
+        let f = if i % 2 == 0 {
+            tcp(POD_A, GW_A, IP_A, IP_B, 40000 + i, 80)
+        } else {
+            udp(POD_A, GW_A, IP_A, IP_B, 1024 + i % 64, 9)
+        };
+        let o = a.send(1, &f);
+        let got = b.wire_in(&o);
+        assert_eq!(got.ports(), vec![1], "frame {i}");
+    }
+    for s in [&a, &b] {
+        assert_eq!(s.sw.pool().available(), s.sw.pool().capacity() as usize, "no buffer leaked");
+    }
+}
