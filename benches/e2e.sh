@@ -14,6 +14,8 @@
 #        kernel-vxlan      two Linux nodes: bridge + kernel vxlan device each side
 #        ovs-afxdp-p2p     OVS userspace datapath, AF_XDP ports, port-to-port flows
 # env:   SIZES="60 1514" RUNS=3 DURATION=5 GEN_CPU=0 SINK_CPU=0 DUT_CPU=1 RT_PRIO=20
+#        (two-node DUTs run both daemons SCHED_OTHER on the DUT core: two
+#        SCHED_FIFO pollers of equal priority on one core starve each other)
 #        RATE=max (or pps) OUT=bench-results
 # Output: one CSV row per run in $OUT/e2e.csv and a Markdown table (medians,
 # min-max, ratio to the bridge) on stdout. Only addresses in 198.18.0.0/15
@@ -81,7 +83,8 @@ topo() { # two_nodes?
 
 mac_of() { ip netns exec "$1" cat "/sys/class/net/$2/address"; }
 
-vswitchd_conf() { # name octet extra_node_keys extra_toml sock
+vswitchd_conf() { # name octet extra_node_keys extra_toml sock [rt_prio]
+    local prio=${6:-$RT_PRIO}
     cat <<TOML
 [node]
 name = "$1"
@@ -91,7 +94,7 @@ host_port = "vswb0"
 $3
 [datapath]
 backend = "afxdp"
-rt_priority = $RT_PRIO
+rt_priority = $prio
 cores = [$DUT_CPU]
 [control]
 socket = "$5"
@@ -127,14 +130,17 @@ dut_up() {
         topo 1
         # Node A: generator "pod" on d0 (10.244.1.0/24); node B: sink "pod" on d1 (10.244.2.0/24).
         vswitchd_conf nodea 1 $'uplink = "ul0"\nvtep_ip = "198.18.50.1"' \
-            $'[[ports]]\niface = "d0"\nofport = 1\n[[remote_nodes]]\nname = "nodeb"\npod_cidr = "10.244.2.0/24"\nvtep_ip = "198.18.50.2"' "$WORK/a.sock" > "$WORK/a.toml"
+            $'[[ports]]\niface = "d0"\nofport = 1\n[[remote_nodes]]\nname = "nodeb"\npod_cidr = "10.244.2.0/24"\nvtep_ip = "198.18.50.2"' "$WORK/a.sock" 0 > "$WORK/a.toml"
         vswitchd_conf nodeb 2 $'uplink = "ul0"\nvtep_ip = "198.18.50.2"' \
-            $'[[ports]]\niface = "d1"\nofport = 1\n[[remote_nodes]]\nname = "nodea"\npod_cidr = "10.244.1.0/24"\nvtep_ip = "198.18.50.1"' "$WORK/b.sock" > "$WORK/b.toml"
+            $'[[ports]]\niface = "d1"\nofport = 1\n[[remote_nodes]]\nname = "nodea"\npod_cidr = "10.244.1.0/24"\nvtep_ip = "198.18.50.1"' "$WORK/b.sock" 0 > "$WORK/b.toml"
         start_vswitchd vbdut "$WORK/a.toml" "$WORK/a.sock"
         start_vswitchd vbnodeb "$WORK/b.toml" "$WORK/b.sock"
         # Static "pod" flows: the sink's MAC and port on node B (no CNI here).
         local smac; smac=$(mac_of vbsink s0)
         "$BIN/ofctl" --socket "$WORK/b.sock" add-flow "table=10,priority=200,ip,nw_dst=10.244.2.20 actions=mod_dl_dst:$smac,dec_ttl,output:1"
+        if [ -n "${NO_CT:-}" ]; then   # diagnosis: bypass conntrack in table 0
+            for s in a b; do "$BIN/ofctl" --socket "$WORK/$s.sock" add-flow "table=0,priority=400,ip actions=goto_table:1"; done
+        fi
         for _ in $(seq 30); do "$BIN/ofctl" --socket "$WORK/a.sock" dump-nodes | grep -q ':..:..:..:..:..  *$\|[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]$' && break; sleep 0.2; done
         DST_MAC=$(ip netns exec vbdut cat /sys/class/net/vswb0/address) ;;   # the gateway MAC
     kernel-vxlan)
