@@ -689,7 +689,13 @@ fn tunnel_port_number_matches_the_control_plane() {
 fn decap_through_conntrack_and_goto_chains_leaks_no_buffer() {
     let mut a = strict_node(VTEP_A, NIC_A, VMAC_A, &[(VTEP_B, NIC_B)]);
     let mut b = strict_node(VTEP_B, NIC_B, VMAC_B, &[(VTEP_A, NIC_A)]);
-    overlay_flows(&a, VMAC_A, GW_A, (POD_A, IP_A), ("10.244.2.0/24", VTEP_B, VMAC_B));
+    overlay_flows(
+        &a,
+        VMAC_A,
+        GW_A,
+        (POD_A, IP_A),
+        ("10.244.2.0/24", VTEP_B, VMAC_B),
+    );
     // Node B as the control plane compiles it with Services: every IPv4
     // packet goes through conntrack first, then the classification table.
     let mac = |m: [u8; 6]| control::MacAddr(m).to_string();
@@ -713,6 +719,10 @@ fn decap_through_conntrack_and_goto_chains_leaks_no_buffer() {
         assert_eq!(got.ports(), vec![1], "frame {i}");
     }
     for s in [&a, &b] {
-        assert_eq!(s.sw.pool().available(), s.sw.pool().capacity() as usize, "no buffer leaked");
+        assert_eq!(
+            s.sw.pool().available(),
+            s.sw.pool().capacity() as usize,
+            "no buffer leaked"
+        );
     }
 }
