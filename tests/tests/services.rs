@@ -158,3 +158,63 @@ fn cluster_ip_balances_over_two_nodes_and_keeps_established_connections() {
         let _ = s.kill();
     }
 }
+
+#[test]
+fn a_full_conntrack_table_refuses_new_connections_but_keeps_established_ones() {
+    if !require_root("a_full_conntrack_table_refuses_new_connections_but_keeps_established_ones") {
+        return;
+    }
+    let _g = serial();
+    let (na, nb) = (Netns::new(&tag("fa")), Netns::new(&tag("fb")));
+    let _ul = underlay(&tag("fu"), 12, &[&na, &nb]);
+    // A tiny table: 6 connections.
+    let a = Node::start_in(
+        na,
+        61,
+        "uplink = \"ul0\"\nvtep_ip = \"198.18.12.1\"\nvni = 5\n",
+        "\n[datapath]\nct_max = 6\n\n[[remote_nodes]]\nname = \"peer\"\npod_cidr = \"10.244.62.0/24\"\nvtep_ip = \"198.18.12.2\"\n",
+    );
+    let _b = node(nb, 62, 12, 2, 1, 61);
+    let client = a.pod(&tag("fcl"));
+    let be = a.pod(&tag("fbe"));
+    let mut server = be.ns.spawn(&format!(
+        "exec python3 {} be {} 8080",
+        script("svc_server.py"),
+        be.ip
+    ));
+    assert!(wait_for(Duration::from_secs(5), || be
+        .ns
+        .ok("ss -ltn | grep -q :8080")));
+    a.vswitchd.ofctl(&[
+        "add-service",
+        "default/full",
+        "10.96.0.20:80/tcp",
+        &format!("{}:8080", be.ip),
+    ]);
+    // An established transfer first...
+    let stream = client.ns.spawn(&format!(
+        "python3 {} stream 10.96.0.20 80 2000000",
+        script("svc_client.py")
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    // ...then many short connections: the table fills and new ones are refused.
+    let _ = client.ns.ok(&format!(
+        "timeout 20 python3 {} ids 10.96.0.20 80 12",
+        script("svc_client.py")
+    ));
+    let ct = a.vswitchd.ofctl(&["dump-conntrack"]);
+    let stats = ct.lines().last().unwrap_or_default().to_string();
+    let refused: u64 = stats
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("refused="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no refused= in {stats:?}"));
+    assert!(refused > 0, "the full table refuses new connections: {ct}");
+    let s = stream.wait_with_output().unwrap();
+    let s = String::from_utf8_lossy(&s.stdout);
+    assert!(
+        s.contains("received 2000000 intact"),
+        "the established transfer completes: {s}"
+    );
+    let _ = server.kill();
+}
