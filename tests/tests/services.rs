@@ -156,6 +156,7 @@ fn cluster_ip_balances_over_two_nodes_and_keeps_established_connections() {
     )));
     for s in &mut servers {
         let _ = s.kill();
+        let _ = s.wait();
     }
 }
 
@@ -217,4 +218,5 @@ fn a_full_conntrack_table_refuses_new_connections_but_keeps_established_ones() {
         "the established transfer completes: {s}"
     );
     let _ = server.kill();
+    let _ = server.wait();
 }
