@@ -63,14 +63,27 @@ impl Exec<'_> {
     /// Runs a matched flow: counts it, then its actions.
     #[inline]
     pub fn run_flow(&mut self, p: &mut Pkt, flow: &DpFlow, table: u8, depth: u8, tail_final: bool) {
-        flow.stats(self.ctx.id).hit(u64::from(p.desc.len), self.now);
-        if flow.actions.is_empty() {
-            p.last_drop = DropReason::Action;
-            return;
-        }
-        if let Err(r) = self.run(p, &flow.actions, table, depth, tail_final) {
+        if let Err(r) = self.apply_flow(p, flow, table, depth, tail_final) {
             p.last_drop = r;
         }
+    }
+
+    /// Counts a matched flow and runs its actions (none: `drop-action`).
+    #[inline]
+    fn apply_flow(
+        &mut self,
+        p: &mut Pkt,
+        flow: &DpFlow,
+        table: u8,
+        depth: u8,
+        fin: bool,
+    ) -> Result<(), Stop> {
+        flow.stats(self.ctx.id).hit(u64::from(p.desc.len));
+        if flow.actions.is_empty() {
+            p.last_drop = DropReason::Action;
+            return Ok(());
+        }
+        self.run(p, &flow.actions, table, depth, fin)
     }
 
     /// Frees the original if no port took it and counts a drop if nothing was sent.
@@ -267,12 +280,7 @@ impl Exec<'_> {
         if hit == MISS {
             p.last_drop = DropReason::NoMatch;
         } else {
-            let flow = &t.flows[hit as usize];
-            flow.stats(self.ctx.id).hit(u64::from(p.desc.len), self.now);
-            self.run(p, &flow.actions, table, depth + 1, fin)?;
-            if flow.actions.is_empty() {
-                p.last_drop = DropReason::Action;
-            }
+            self.apply_flow(p, &t.flows[hit as usize], table, depth + 1, fin)?;
         }
         p.key.set(field::IN_PORT, saved);
         Ok(())

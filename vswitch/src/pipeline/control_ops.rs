@@ -240,7 +240,7 @@ impl Pipeline {
         Ok(out
             .into_iter()
             .map(|f| {
-                let (n_packets, n_bytes, _) = f.totals();
+                let (n_packets, n_bytes) = f.totals();
                 FlowDump {
                     flow: f.spec.clone(),
                     stats: FlowStats {

@@ -104,18 +104,16 @@ pub enum DpAction {
 pub struct StatSlot {
     packets: AtomicU64,
     bytes: AtomicU64,
-    used_ns: AtomicU64,
 }
 
 impl StatSlot {
     /// Adds one packet. Only the owning worker calls this.
     #[inline(always)]
-    pub fn hit(&self, bytes: u64, now_ns: u64) {
+    pub fn hit(&self, bytes: u64) {
         self.packets
             .store(self.packets.load(Relaxed).wrapping_add(1), Relaxed);
         self.bytes
             .store(self.bytes.load(Relaxed).wrapping_add(bytes), Relaxed);
-        self.used_ns.store(now_ns, Relaxed);
     }
 }
 
@@ -146,14 +144,10 @@ impl DpFlow {
         &self.stats[w.min(self.stats.len() - 1)]
     }
 
-    /// `(n_packets, n_bytes, last used ns)` summed over workers.
-    pub fn totals(&self) -> (u64, u64, u64) {
-        self.stats.iter().fold((0, 0, 0), |(p, b, u), s| {
-            (
-                p + s.packets.load(Relaxed),
-                b + s.bytes.load(Relaxed),
-                u.max(s.used_ns.load(Relaxed)),
-            )
+    /// `(n_packets, n_bytes)` summed over workers.
+    pub fn totals(&self) -> (u64, u64) {
+        self.stats.iter().fold((0, 0), |(p, b), s| {
+            (p + s.packets.load(Relaxed), b + s.bytes.load(Relaxed))
         })
     }
 }

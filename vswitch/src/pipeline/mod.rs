@@ -467,7 +467,7 @@ impl Pipeline {
                 let Some(next) = flow.dispatch else {
                     continue;
                 };
-                flow.stats(ctx.id).hit(u64::from(batch.descs[i].len), now);
+                flow.stats(ctx.id).hit(u64::from(batch.descs[i].len));
                 ctx.table[i] = next;
                 ctx.depth[i] = round + 1;
                 ctx.hit[i] = match snap.table(next) {

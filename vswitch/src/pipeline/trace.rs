@@ -181,8 +181,7 @@ impl Tracer<'_> {
                 if f.actions.is_empty() {
                     self.drop = "drop-action";
                 }
-                let actions = f.actions.clone();
-                self.actions(key, &actions, table, depth);
+                self.actions(key, &f.actions, table, depth);
             }
         }
     }
@@ -311,8 +310,7 @@ impl Tracer<'_> {
                     GroupType::Select => match select_bucket(&grp.buckets, flow_hash(key)) {
                         Some(b) => {
                             self.say(d, format!("group:{g} (select): bucket {b} by 5-tuple hash"));
-                            let acts = grp.buckets[b].1.clone();
-                            return self.actions(key, &acts, table, d);
+                            return self.actions(key, &grp.buckets[b].1, table, d);
                         }
                         None => {
                             self.say(d, format!("group:{g}: no live bucket, drop"));
@@ -324,8 +322,7 @@ impl Tracer<'_> {
                         for (i, (_, acts)) in grp.buckets.iter().enumerate() {
                             self.say(d, format!("group:{g} bucket {i}"));
                             let mut k = *key;
-                            let acts = acts.clone();
-                            self.actions(&mut k, &acts, table, d);
+                            self.actions(&mut k, acts, table, d);
                         }
                     }
                 }
