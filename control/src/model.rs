@@ -34,10 +34,14 @@
 //! - Validation errors name the object (the node, the pod's container id,
 //!   the remote node's name) and what is wrong with it.
 //!
+//! - Hairpin (a pod reaching a Service and landing on itself): after the
+//!   DNAT, table 2 masquerades the connection to the gateway IP in its own
+//!   zone ([`CT_ZONE_HAIRPIN`]) and table 10 sends it back out of the port
+//!   it came in on; the pod's replies, addressed to the gateway IP, are
+//!   un-masqueraded by table 0 in that zone before zone 1 reverses the DNAT.
+//!
 //! It does not keep state across calls, pick ofports, or resolve underlay
-//! next hops (the daemon does). Services: a connection whose client is its
-//! own chosen endpoint (hairpin) is not handled yet (docs/pipeline.md,
-//! "Services").
+//! next hops (the daemon does).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -72,8 +76,18 @@ pub const TABLE_CLASSIFY: u8 = 0;
 pub const TABLE_SERVICES: u8 = 1;
 /// Table 2: IP classification (tunnel, routed, or L2-switched traffic).
 pub const TABLE_IP_CLASSIFY: u8 = 2;
-/// The conntrack zone of every connection the model tracks.
+/// The conntrack zone of the connections the model tracks and NATs for
+/// Services.
 pub const CT_ZONE: u16 = 1;
+/// Table 5: conntrack in [`CT_ZONE`] for IPv4 packets to the gateway IP,
+/// after zone [`CT_ZONE_HAIRPIN`] has undone a hairpin masquerade; then
+/// table [`TABLE_SERVICES`].
+pub const TABLE_CT: u8 = 5;
+/// The conntrack zone of hairpin masquerades: a pod that reaches a Service
+/// and is chosen as its own endpoint gets its source rewritten to the
+/// gateway IP in this zone (kube-proxy's masquerade), so the pod sees a
+/// peer other than itself and answers through the switch.
+pub const CT_ZONE_HAIRPIN: u16 = 2;
 /// Group ids of Services are [`service_group_id`]s: 31-bit hashes of the name.
 pub const SERVICE_GROUP_MASK: u32 = 0x7fff_ffff;
 /// Table 10: L3 forwarding on the destination IP.
@@ -1042,12 +1056,20 @@ fn ip(a: Ipv4Addr) -> u64 {
 /// [`compile_groups`]: install those first ([`compile_all`], [`diff_all`]).
 ///
 /// Table 0 (conntrack, non-IP classification):
+/// - `priority=410,ip,nw_dst=GATEWAY_IP actions=ct(zone=2,nat,table=5)`:
+///   replies of hairpin connections (masqueraded to the gateway IP) get
+///   their destination back before zone 1 sees them; other packets to the
+///   gateway IP are untracked in zone 2 (nothing is committed there but
+///   hairpin connections) and only pass through.
 /// - `priority=400,ip actions=ct(zone=1,nat,table=1)`: every IPv4 packet
 ///   through conntrack; established connections and their replies get the
 ///   NAT recorded when they were committed.
 /// - `priority=300,in_port=65000 actions=goto_table:10`: non-IP from the
 ///   tunnel (dropped there).
 /// - `priority=0 actions=NORMAL`: L2 within the node, ARP.
+///
+/// Table 5 (conntrack after the hairpin zone):
+/// - `priority=0,ip actions=ct(zone=1,nat,table=1)`.
 ///
 /// Table 1 (Service load balancing):
 /// - per Service `priority=200,ct_state=+new+trk,tcp,nw_dst=VIP,tp_dst=PORT
@@ -1057,6 +1079,10 @@ fn ip(a: Ipv4Addr) -> u64 {
 ///
 /// Table 2 (IP classification):
 /// - `priority=300,in_port=65000 actions=goto_table:10`: from the tunnel.
+/// - per pod `priority=250,ip,nw_src=IP,nw_dst=IP actions=ct(commit,
+///   zone=2,nat(src=GATEWAY_IP),table=10)`: hairpin, a connection DNATed
+///   to its own client (no pod sends to itself through its interface
+///   otherwise).
 /// - `priority=200,ip,dl_dst=GW_MAC actions=goto_table:10`: routed by a pod.
 /// - `priority=200,ip,dl_dst=VTEP_MAC actions=goto_table:10`: from the host
 ///   to a remote pod (see [`host_routes`]); omitted if `vtep_mac == gw_mac`.
@@ -1064,6 +1090,10 @@ fn ip(a: Ipv4Addr) -> u64 {
 ///
 /// Table 10 (L3 forwarding):
 /// - `priority=200,ip,nw_dst=GATEWAY_IP actions=set_field:GW_MAC->eth_dst,LOCAL`.
+/// - per pod `priority=210,ip,in_port=OFPORT,nw_dst=IP actions=
+///   set_field:GW_MAC->eth_src,set_field:MAC->eth_dst,dec_ttl,IN_PORT`:
+///   hairpin traffic goes back out of the port it came in on (`output` to
+///   the ingress port is dropped, as in OpenFlow).
 /// - per pod `priority=200,ip,nw_dst=IP actions=set_field:GW_MAC->eth_src,
 ///   set_field:MAC->eth_dst,dec_ttl,output:OFPORT`.
 /// - `priority=150,in_port=65000 actions=drop`: the tunnel reaches only
@@ -1079,20 +1109,37 @@ pub fn compile(model: &NodeModel) -> Vec<Flow> {
     let ip_type = (Field::DlType, u64::from(ETH_TYPE_IP));
     let to_l3 = || vec![Action::GotoTable(TABLE_L3)];
     let mut flows =
-        Vec::with_capacity(12 + model.pods.len() + model.remotes.len() + model.services.len());
+        Vec::with_capacity(14 + 3 * model.pods.len() + model.remotes.len() + model.services.len());
 
-    // Table 0: conntrack for IP, classification of the rest.
-    flows.push(flow(
-        TABLE_CLASSIFY,
-        400,
-        node_cookie,
-        exact(&[ip_type]),
+    let ct_zone1 = || {
         vec![Action::Ct(CtAction {
             zone: Some(CT_ZONE),
             nat: Some(Nat::Reverse),
             table: Some(TABLE_SERVICES),
             ..CtAction::default()
+        })]
+    };
+
+    // Table 0: conntrack for IP (the hairpin zone first for packets to the
+    // gateway IP), classification of the rest.
+    flows.push(flow(
+        TABLE_CLASSIFY,
+        410,
+        node_cookie,
+        exact(&[ip_type, (Field::NwDst, ip(n.gateway_ip))]),
+        vec![Action::Ct(CtAction {
+            zone: Some(CT_ZONE_HAIRPIN),
+            nat: Some(Nat::Reverse),
+            table: Some(TABLE_CT),
+            ..CtAction::default()
         })],
+    ));
+    flows.push(flow(
+        TABLE_CLASSIFY,
+        400,
+        node_cookie,
+        exact(&[ip_type]),
+        ct_zone1(),
     ));
     flows.push(flow(
         TABLE_CLASSIFY,
@@ -1107,6 +1154,15 @@ pub fn compile(model: &NodeModel) -> Vec<Flow> {
         node_cookie,
         Match::new(),
         vec![Action::Normal],
+    ));
+
+    // Table 5: zone 1 after the hairpin zone.
+    flows.push(flow(
+        TABLE_CT,
+        0,
+        node_cookie,
+        exact(&[ip_type]),
+        ct_zone1(),
     ));
 
     // Table 1: Service load balancing.
@@ -1148,6 +1204,28 @@ pub fn compile(model: &NodeModel) -> Vec<Flow> {
         exact(&[(Field::InPort, tunnel)]),
         to_l3(),
     ));
+    for (id, pod) in &model.pods {
+        flows.push(flow(
+            TABLE_IP_CLASSIFY,
+            250,
+            cookie(CookieKind::Pod, id),
+            exact(&[
+                ip_type,
+                (Field::NwSrc, ip(pod.ip)),
+                (Field::NwDst, ip(pod.ip)),
+            ]),
+            vec![Action::Ct(CtAction {
+                commit: true,
+                zone: Some(CT_ZONE_HAIRPIN),
+                nat: Some(Nat::Src {
+                    ip: n.gateway_ip,
+                    port: None,
+                }),
+                table: Some(TABLE_L3),
+                exec: Vec::new(),
+            })],
+        ));
+    }
     flows.push(flow(
         TABLE_IP_CLASSIFY,
         200,
@@ -1181,17 +1259,31 @@ pub fn compile(model: &NodeModel) -> Vec<Flow> {
         vec![set(Field::DlDst, n.gw_mac.to_u64()), Action::Local],
     ));
     for (id, pod) in &model.pods {
+        let to_pod = |last: Action| {
+            vec![
+                set(Field::DlSrc, n.gw_mac.to_u64()),
+                set(Field::DlDst, pod.mac.to_u64()),
+                Action::DecTtl,
+                last,
+            ]
+        };
+        flows.push(flow(
+            TABLE_L3,
+            210,
+            cookie(CookieKind::Pod, id),
+            exact(&[
+                ip_type,
+                (Field::InPort, u64::from(pod.ofport)),
+                (Field::NwDst, ip(pod.ip)),
+            ]),
+            to_pod(Action::InPort),
+        ));
         flows.push(flow(
             TABLE_L3,
             200,
             cookie(CookieKind::Pod, id),
             exact(&[ip_type, (Field::NwDst, ip(pod.ip))]),
-            vec![
-                set(Field::DlSrc, n.gw_mac.to_u64()),
-                set(Field::DlDst, pod.mac.to_u64()),
-                Action::DecTtl,
-                Action::Output(PortNo(pod.ofport)),
-            ],
+            to_pod(Action::Output(PortNo(pod.ofport))),
         ));
     }
     flows.push(flow(
@@ -1609,16 +1701,22 @@ mod tests {
         let b = cookie(CookieKind::Remote, "node-b");
         let c = cookie(CookieKind::Remote, "node-c");
         let want = [
+            format!("cookie={node:#x}, priority=410,ip,nw_dst=10.244.1.1 actions=ct(table=5,zone=2,nat)"),
             format!("cookie={node:#x}, priority=400,ip actions=ct(table=1,zone=1,nat)"),
             format!("cookie={node:#x}, priority=300,in_port=65000 actions=goto_table:10"),
             format!("cookie={node:#x}, priority=0 actions=NORMAL"),
+            format!("cookie={node:#x}, table=5, priority=0,ip actions=ct(table=1,zone=1,nat)"),
             format!("cookie={node:#x}, table=1, priority=0 actions=goto_table:2"),
             format!("cookie={node:#x}, table=2, priority=300,in_port=65000 actions=goto_table:10"),
+            format!("cookie={p1:#x}, table=2, priority=250,ip,nw_src=10.244.1.5,nw_dst=10.244.1.5 actions=ct(commit,table=10,zone=2,nat(src=10.244.1.1))"),
+            format!("cookie={p2:#x}, table=2, priority=250,ip,nw_src=10.244.1.6,nw_dst=10.244.1.6 actions=ct(commit,table=10,zone=2,nat(src=10.244.1.1))"),
             format!("cookie={node:#x}, table=2, priority=200,ip,dl_dst=0a:00:00:00:00:01 actions=goto_table:10"),
             format!("cookie={node:#x}, table=2, priority=200,ip,dl_dst=aa:bb:cc:00:00:01 actions=goto_table:10"),
             format!("cookie={node:#x}, table=2, priority=0 actions=NORMAL"),
             format!("cookie={node:#x}, table=10, priority=200,ip,nw_dst=10.244.1.1 actions=set_field:0a:00:00:00:00:01->eth_dst,LOCAL"),
+            format!("cookie={p1:#x}, table=10, priority=210,ip,in_port=1,nw_dst=10.244.1.5 actions=set_field:0a:00:00:00:00:01->eth_src,set_field:0a:58:0a:f4:01:05->eth_dst,dec_ttl,IN_PORT"),
             format!("cookie={p1:#x}, table=10, priority=200,ip,nw_dst=10.244.1.5 actions=set_field:0a:00:00:00:00:01->eth_src,set_field:0a:58:0a:f4:01:05->eth_dst,dec_ttl,output:1"),
+            format!("cookie={p2:#x}, table=10, priority=210,ip,in_port=2,nw_dst=10.244.1.6 actions=set_field:0a:00:00:00:00:01->eth_src,set_field:0a:58:0a:f4:01:06->eth_dst,dec_ttl,IN_PORT"),
             format!("cookie={p2:#x}, table=10, priority=200,ip,nw_dst=10.244.1.6 actions=set_field:0a:00:00:00:00:01->eth_src,set_field:0a:58:0a:f4:01:06->eth_dst,dec_ttl,output:2"),
             format!("cookie={node:#x}, table=10, priority=150,in_port=65000 actions=drop"),
             format!("cookie={b:#x}, table=10, priority=100,ip,nw_dst=10.244.2.0/24 actions=set_field:aa:bb:cc:00:00:01->eth_src,set_field:aa:bb:cc:00:00:02->eth_dst,dec_ttl,set_field:198.18.0.2->tun_dst,set_field:0x1->tun_id,output:65000"),
@@ -1666,7 +1764,7 @@ mod tests {
                 count(CookieKind::Pod),
                 count(CookieKind::Remote)
             ),
-            (11, 2, 2)
+            (13, 6, 2)
         );
         assert_eq!(cookie_kind(0), None);
         assert_eq!(cookie_kind(COOKIE_MODEL), None);
@@ -1692,7 +1790,7 @@ mod tests {
         let flows = compile(&NodeModel::new(n).unwrap());
         let ids: HashSet<FlowId> = flows.iter().map(flow_id).collect();
         assert_eq!(ids.len(), flows.len());
-        assert_eq!(flows.len(), 10);
+        assert_eq!(flows.len(), 12);
     }
 
     #[test]
@@ -1935,7 +2033,13 @@ mod tests {
         let mut m = old_model.clone();
         m.upsert_remote("node-d", remote(4, None)).unwrap();
         let d = diff(&old, &compile(&m));
-        assert_eq!(text(&d.add), text(&compile(&m))[14..15]);
+        let node_d = cookie(CookieKind::Remote, "node-d");
+        let want: Vec<Flow> = compile(&m)
+            .into_iter()
+            .filter(|f| f.cookie == node_d)
+            .collect();
+        assert_eq!(want.len(), 1);
+        assert_eq!(text(&d.add), text(&want));
         assert!(d.add[0].cookie == cookie(CookieKind::Remote, "node-d"));
         assert!(d.delete.is_empty());
 
@@ -1943,21 +2047,25 @@ mod tests {
         m.remove_pod("c0ffee01").unwrap();
         let d = diff(&old, &compile(&m));
         assert!(d.add.is_empty());
-        assert_eq!(d.delete, vec![old[9].clone()]);
+        let p1 = cookie(CookieKind::Pod, "c0ffee01");
+        let p1_flows: Vec<Flow> = old.iter().filter(|f| f.cookie == p1).cloned().collect();
+        assert_eq!(p1_flows.len(), 3, "hairpin, hairpin return, route");
+        assert_eq!(d.delete, p1_flows);
         assert_eq!(
-            d.delete_filters()[0].to_string(),
-            format!(
-                "table=10,cookie={:#x}/0xffffffffffffffff,priority=200,ip,nw_dst=10.244.1.5",
-                cookie(CookieKind::Pod, "c0ffee01")
-            )
+            d.delete_filters()[2].to_string(),
+            format!("table=10,cookie={p1:#x}/0xffffffffffffffff,priority=200,ip,nw_dst=10.244.1.5")
         );
 
         // A changed VTEP MAC is a changed action set: an add, no delete.
         let mut m = old_model.clone();
         m.upsert_remote("node-b", remote(2, None)).unwrap();
         let d = diff(&old, &compile(&m));
+        let node_b = old
+            .iter()
+            .position(|f| f.cookie == cookie(CookieKind::Remote, "node-b"))
+            .unwrap();
         assert_eq!(d.add.len(), 1);
-        assert_eq!(flow_id(&d.add[0]), flow_id(&old[12]));
+        assert_eq!(flow_id(&d.add[0]), flow_id(&old[node_b]));
         assert!(d.delete.is_empty());
 
         // A moved pod CIDR is a new identity: one add, one delete.
@@ -1967,15 +2075,18 @@ mod tests {
         m.upsert_remote("node-b", r).unwrap();
         let d = diff(&old, &compile(&m));
         assert_eq!((d.add.len(), d.delete.len()), (1, 1));
-        assert_eq!(d.delete[0], old[12]);
+        assert_eq!(d.delete[0], old[node_b]);
 
-        // A pod that moves to another port: its one flow is replaced.
+        // A pod that moves to another port: its route is replaced, its
+        // hairpin return flow (matching in_port) moves, its hairpin flow
+        // (addresses only) stays.
         let mut m = old_model.clone();
         m.upsert_pod("c0ffee02", pod(7, 6)).unwrap();
         let d = diff(&old, &compile(&m));
-        assert_eq!(d.add.len(), 1);
-        assert_eq!(d.add[0].actions.last(), Some(&Action::Output(PortNo(7))));
-        assert!(d.delete.is_empty());
+        assert_eq!((d.add.len(), d.delete.len()), (2, 1));
+        assert_eq!(d.add[0].actions.last(), Some(&Action::InPort));
+        assert_eq!(d.add[1].actions.last(), Some(&Action::Output(PortNo(7))));
+        assert_eq!(d.delete[0].actions.last(), Some(&Action::InPort));
     }
 
     #[test]

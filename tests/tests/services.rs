@@ -220,3 +220,96 @@ fn a_full_conntrack_table_refuses_new_connections_but_keeps_established_ones() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+#[test]
+fn hairpin_a_pod_reaching_itself_through_its_service() {
+    if !require_root("hairpin_a_pod_reaching_itself_through_its_service") {
+        return;
+    }
+    let _g = serial();
+    let na = Netns::new(&tag("ha"));
+    let _ul = underlay(&tag("hu"), 13, &[&na]);
+    let a = Node::start_in(
+        na,
+        71,
+        "uplink = \"ul0\"\nvtep_ip = \"198.18.13.1\"\nvni = 5\n",
+        "",
+    );
+    let be = a.pod(&tag("hbe"));
+    let other = a.pod(&tag("hot"));
+    let mut server = be.ns.spawn(&format!(
+        "exec python3 {} be {} 8080",
+        script("svc_server.py"),
+        be.ip
+    ));
+    assert!(wait_for(Duration::from_secs(5), || be
+        .ns
+        .ok("ss -ltn | grep -q :8080")));
+    // The pod is the Service's only endpoint: every connection it makes to
+    // the VIP lands on itself.
+    a.vswitchd.ofctl(&[
+        "add-service",
+        "default/self",
+        "10.96.0.30:80/tcp",
+        &format!("{}:8080", be.ip),
+    ]);
+    let flows = a.vswitchd.ofctl(&["dump-flows"]);
+    let be_port = flows
+        .lines()
+        .find(|l| l.contains(&format!("nw_dst={} actions", be.ip)) && l.contains("IN_PORT"))
+        .and_then(|l| l.split("in_port=").nth(1))
+        .and_then(|r| r.split(',').next())
+        .unwrap_or_else(|| panic!("no hairpin return flow for {}: {flows}", be.ip))
+        .to_string();
+    let out = be.ns.spawn(&format!(
+        "timeout 30 python3 {} ids 10.96.0.30 80 10",
+        script("svc_client.py")
+    ));
+    let out = out.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines.len(),
+        10,
+        "{out}\nflows:\n{}\nconntrack:\n{}\nports:\n{}\ntrace of a SYN:\n{}",
+        a.vswitchd.ofctl(&["dump-flows"]),
+        a.vswitchd.ofctl(&["dump-conntrack"]),
+        a.vswitchd.ofctl(&["dump-ports"]),
+        a.vswitchd.ofctl(&[
+            "trace",
+            &format!(
+                "in_port={},tcp,nw_src={},nw_dst=10.96.0.30,tp_src=40000,tp_dst=80,tcp_flags=+syn",
+                be_port, be.ip
+            )
+        ]),
+    );
+    // The client saw the VIP as its peer (svc_client asserts it); the
+    // server saw the gateway, not itself (the masquerade).
+    assert!(
+        lines.iter().all(|l| *l == format!("be {}", a.gateway)),
+        "hairpin connections come from the gateway: {out}"
+    );
+    // A long hairpin stream is intact (every segment both ways NATed twice).
+    let s = be.ns.exec(&format!(
+        "python3 {} stream 10.96.0.30 80 2000000",
+        script("svc_client.py")
+    ));
+    assert!(s.contains("received 2000000 intact"), "{s}");
+    // Another pod is not masqueraded.
+    let out = other.ns.exec(&format!(
+        "python3 {} ids 10.96.0.30 80 3",
+        script("svc_client.py")
+    ));
+    assert!(
+        out.lines().count() == 3 && out.lines().all(|l| l == format!("be {}", other.ip)),
+        "{out}"
+    );
+    // The masquerade is a zone-2 entry: source rewritten to the gateway.
+    let ct = a.vswitchd.ofctl(&["dump-conntrack", "--zone", "2"]);
+    assert!(
+        ct.contains(&format!("src={}", be.ip)) && ct.contains(&format!("dst={}", a.gateway)),
+        "{ct}"
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+}
