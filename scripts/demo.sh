@@ -4,8 +4,9 @@
 # vswitchd: two node namespaces joined by an underlay veth, each running the
 # daemon, pods attached by the real CNI plugin (AF_XDP ports), ping and TCP
 # between pods on one node, between the host and a pod, and between pods on
-# different nodes through the VXLAN overlay, plus the tables an operator
-# looks at. Everything it creates is removed on exit, also on Ctrl-C.
+# different nodes through the VXLAN overlay, a ClusterIP Service balanced
+# over a backend on each node, plus the tables an operator looks at.
+# Everything it creates is removed on exit, also on Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -17,20 +18,25 @@ NODE=vsw-demo-node
 NODE2=vsw-demo-node2
 PODS=(vsw-demo-a vsw-demo-b vsw-demo-c)
 POD2=vsw-demo-d
+CLIENT2=vsw-demo-e # a Service client on node 2
 WORK=$(mktemp -d /tmp/vswitch-demo.XXXXXX)
 SOCK="$WORK/vswitchd.sock"
 SOCK2="$WORK/vswitchd2.sock"
 DAEMON_PID=""
 DAEMON2_PID=""
+SERVERS=() # Service backends' server processes
 
 cleanup() {
     set +e
+    for pid in "${SERVERS[@]}"; do kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
     for p in "${PODS[@]}"; do
         [ -e "/run/netns/$p" ] && cni DEL "$p" >/dev/null 2>&1
         ip netns del "$p" 2>/dev/null
     done
-    [ -e "/run/netns/$POD2" ] && cni2 DEL "$POD2" >/dev/null 2>&1
-    ip netns del "$POD2" 2>/dev/null
+    for p in "$POD2" "$CLIENT2"; do
+        [ -e "/run/netns/$p" ] && cni2 DEL "$p" >/dev/null 2>&1
+        ip netns del "$p" 2>/dev/null
+    done
     for pid in "$DAEMON_PID" "$DAEMON2_PID"; do
         [ -n "$pid" ] && { kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }
     done
@@ -59,7 +65,7 @@ cni2() { # cni2 COMMAND POD (on the second node)
 pod_ip() { ip -n "$1" -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1; }
 
 # Leftovers of an interrupted earlier run.
-for p in "${PODS[@]}" "$POD2" "$NODE" "$NODE2"; do ip netns del "$p" 2>/dev/null || true; done
+for p in "${PODS[@]}" "$POD2" "$CLIENT2" "$NODE" "$NODE2"; do ip netns del "$p" 2>/dev/null || true; done
 
 say "two nodes: $NODE (pods 10.244.1.0/24, VTEP 198.18.0.1) and $NODE2 (10.244.2.0/24, VTEP 198.18.0.2), joined by an underlay veth"
 for n in "$NODE" "$NODE2"; do ip netns add "$n"; ip -n "$n" link set lo up; done
@@ -79,6 +85,9 @@ vni = 1
 
 [datapath]
 backend = "afxdp"
+
+[conntrack]
+zone_limits = [{ zone = 1, max = 65536 }] # the pipeline tracks pod traffic in zone 1
 
 [control]
 socket = "$5"
@@ -143,12 +152,49 @@ tcp "$POD2" vsw-demo-a "$A" 5005 20000000
 echo "  the node's own underlay traffic is untouched:"
 ip netns exec "$NODE" ping -c 2 -i 0.2 -W 1 198.18.0.2 | tail -1
 
-say "a flow that drops ICMP to pod c (priority 100): ping fails, TCP still works"
-ofctl add-flow "priority=100,icmp,nw_dst=$C actions=drop"
+say "a flow that drops ICMP to pod c (priority 500, above the node's table-0 flows): ping fails, TCP still works"
+ofctl add-flow "priority=500,icmp,nw_dst=$C actions=drop"
 if ip netns exec vsw-demo-a ping -c 2 -i 0.2 -W 1 "$C" >/dev/null; then echo "  ping unexpectedly passed"; exit 1; else echo "  ping to $C blocked"; fi
 tcp vsw-demo-a vsw-demo-c "$C" 5003 1000000
 ofctl trace "in_port=1,icmp,nw_src=$A,nw_dst=$C" | sed 's/^/  /'
-ofctl del-flows --strict "priority=100,icmp,nw_dst=$C"
+ofctl del-flows --strict "priority=500,icmp,nw_dst=$C"
+
+say "a ClusterIP Service 10.96.0.10:80/tcp over pod b (node 1) and pod d (node 2), on both nodes"
+# Each backend answers "id" with its own name (tests/scripts/svc_server.py).
+for p in vsw-demo-b "$POD2"; do
+    ip netns exec "$p" python3 tests/scripts/svc_server.py "$p" "$(pod_ip "$p")" 8080 >/dev/null 2>&1 &
+    SERVERS+=($!)
+done
+for p in vsw-demo-b "$POD2"; do
+    for _ in $(seq 50); do ip netns exec "$p" ss -ltn | grep -q ':8080 ' && break; sleep 0.1; done
+done
+# Every node needs every Service (kube-proxy style): clients on either node reach it.
+ofctl add-service default/web 10.96.0.10:80/tcp "$B:8080" "$D:8080"
+ofctl2 add-service default/web 10.96.0.10:80/tcp "$B:8080" "$D:8080"
+ip netns add "$CLIENT2"
+cni2 ADD "$CLIENT2" >/dev/null
+echo "  ofctl dump-services (node 1):"
+ofctl dump-services | sed 's/^/    /'
+svc_clients() { # svc_clients POD N: N connections to the VIP; prints how many each backend answered
+    local out
+    out=$(ip netns exec "$1" timeout 60 python3 tests/scripts/svc_client.py ids 10.96.0.10 80 "$2") || {
+        echo "  $1: connections to 10.96.0.10:80 failed after $(printf '%s' "$out" | grep -c .) answers"; exit 1; }
+    local nb nd
+    nb=$(printf '%s\n' "$out" | grep -c '^vsw-demo-b ' || true)
+    nd=$(printf '%s\n' "$out" | grep -c "^$POD2 " || true)
+    echo "  $1 ($(pod_ip "$1")) -> 10.96.0.10:80, $2 connections: pod b (node 1) answered $nb, pod d (node 2) answered $nd"
+    if [ "$nb" -eq 0 ] || [ "$nd" -eq 0 ] || [ $((nb + nd)) -ne "$2" ]; then
+        echo "  FAILED: every backend must answer some of the $2 connections"; exit 1
+    fi
+    # DNAT only: backends see the client's own address.
+    printf '%s\n' "$out" | awk -v ip="$(pod_ip "$1")" '$2 != ip { bad = 1 } END { exit bad }' ||
+        { echo "  FAILED: a backend saw another source address than $(pod_ip "$1")"; exit 1; }
+}
+svc_clients vsw-demo-a 20
+svc_clients "$CLIENT2" 20
+echo "  ofctl dump-conntrack --zone 1 (node 1): the first connections to the VIP, the counters and zone 1's limit:"
+ofctl dump-conntrack --zone 1 | grep 'dst=10.96.0.10,' | sed -n '1,3p' | sed 's/^/    /'
+ofctl dump-conntrack --zone 1 | grep '^conntrack:' | sed 's/^/    /'
 
 say "ofctl show"
 ofctl show

@@ -448,6 +448,20 @@ pub struct CtStatsRow {
     pub invalid: u64,
     /// Entries expired.
     pub expired: u64,
+    /// The zones that have a limit (config `conntrack.zone_limits`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<CtZoneRow>,
+}
+
+/// One zone's limit and use, as OVS's `dpctl/ct-get-limits` lists them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CtZoneRow {
+    /// `ct_zone`.
+    pub zone: u16,
+    /// The most entries the zone holds.
+    pub limit: u64,
+    /// Entries in the zone now.
+    pub entries: u64,
 }
 
 #[cfg(test)]
@@ -642,11 +656,30 @@ mod tests {
                 early_dropped: 0,
                 invalid: 2,
                 expired: 2,
+                zones: Vec::new(),
             },
         });
         let s = serde_json::to_string(&r).unwrap();
         assert!(s.contains(r#""kind":"conntrack""#), "{s}");
         assert!(s.contains(r#""stats":{"entries":1,"limit":65536,"committed":3,"refused":0,"early_dropped":0,"invalid":2,"expired":2}"#), "{s}");
+        assert_eq!(serde_json::from_str::<ReplyEnvelope>(&s).unwrap(), r);
+        // Zone limits, when there are any, travel with the counters.
+        let r = ReplyEnvelope::ok(Reply::Conntrack {
+            entries: Vec::new(),
+            stats: CtStatsRow {
+                zones: vec![CtZoneRow {
+                    zone: 1,
+                    limit: 100,
+                    entries: 7,
+                }],
+                ..CtStatsRow::default()
+            },
+        });
+        let s = serde_json::to_string(&r).unwrap();
+        assert!(
+            s.contains(r#""zones":[{"zone":1,"limit":100,"entries":7}]"#),
+            "{s}"
+        );
         assert_eq!(serde_json::from_str::<ReplyEnvelope>(&s).unwrap(), r);
     }
 }

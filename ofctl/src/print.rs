@@ -251,6 +251,13 @@ fn conntrack(entries: &[String], s: &CtStatsRow) -> String {
         "conntrack: entries={} limit={} committed={} refused={} early_dropped={} invalid={} expired={}",
         s.entries, s.limit, s.committed, s.refused, s.early_dropped, s.invalid, s.expired
     );
+    for z in &s.zones {
+        let _ = writeln!(
+            out,
+            "conntrack: zone={} limit={} entries={}",
+            z.zone, z.limit, z.entries
+        );
+    }
     out
 }
 

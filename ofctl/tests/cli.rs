@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use control::api::{
-    CtStatsRow, FdbRow, FlowEntry, NodeRow, PortCounters, PortInfo, Reply, ReplyEnvelope,
-    ServiceRow, ShowReply,
+    CtStatsRow, CtZoneRow, FdbRow, FlowEntry, NodeRow, PortCounters, PortInfo, Reply,
+    ReplyEnvelope, ServiceRow, ShowReply,
 };
 use serde_json::{json, Value};
 
@@ -683,6 +683,7 @@ fn dump_conntrack_prints_entries_then_counters() {
             early_dropped: 0,
             invalid: 2,
             expired: 3,
+            zones: Vec::new(),
         },
     };
     let d = FakeDaemon::replying(reply.clone());
@@ -696,6 +697,40 @@ fn dump_conntrack_prints_entries_then_counters() {
     );
     let doc: Value = serde_json::from_str(d.run(&["dump-conntrack", "--json"]).ok()).unwrap();
     assert_eq!(doc, serde_json::to_value(&reply).unwrap());
+
+    // Zones with a limit (config `conntrack.zone_limits`): one line each.
+    let reply = Reply::Conntrack {
+        entries: Vec::new(),
+        stats: CtStatsRow {
+            entries: 20,
+            limit: 65536,
+            zones: vec![
+                CtZoneRow {
+                    zone: 1,
+                    limit: 1000,
+                    entries: 20,
+                },
+                CtZoneRow {
+                    zone: 7,
+                    limit: 5,
+                    entries: 0,
+                },
+            ],
+            ..CtStatsRow::default()
+        },
+    };
+    let d = FakeDaemon::replying(reply.clone());
+    assert_eq!(
+        d.run(&["dump-conntrack"]).ok(),
+        "conntrack: entries=20 limit=65536 committed=0 refused=0 early_dropped=0 invalid=0 expired=0\n\
+         conntrack: zone=1 limit=1000 entries=20\n\
+         conntrack: zone=7 limit=5 entries=0\n"
+    );
+    let doc: Value = serde_json::from_str(d.run(&["dump-conntrack", "--json"]).ok()).unwrap();
+    assert_eq!(
+        doc["stats"]["zones"],
+        json!([{"zone": 1, "limit": 1000, "entries": 20}, {"zone": 7, "limit": 5, "entries": 0}])
+    );
 
     let d = FakeDaemon::replying(Reply::Count { count: 5 });
     assert_eq!(d.run(&["flush-conntrack"]).ok(), "");

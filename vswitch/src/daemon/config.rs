@@ -3,13 +3,18 @@
 //! These are serde types only, kept apart from the runtime objects they
 //! configure. Unknown keys are rejected (`deny_unknown_fields`), and every
 //! value that has a shape (CIDRs, addresses, MACs, backends) is checked in
-//! [`Config::validate`] with a message that names the key.
+//! [`Config::validate`] with a message that names the key. The one bridge to
+//! a runtime object is conntrack's: [`Config::ct_config`] builds its
+//! `CtConfig` and [`Config::apply_ct_zone_limits`] sets its zone limits.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use control::MacAddr;
 use serde::Deserialize;
+
+use crate::tables::{Conntrack, CtConfig, CtTimeouts};
 
 /// The whole file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -32,6 +37,9 @@ pub struct Config {
     /// Interfaces to attach at start (besides the host port and pods).
     #[serde(default)]
     pub ports: Vec<PortConfig>,
+    /// Conntrack zone limits and timeouts (its global maximum is `datapath.ct_max`).
+    #[serde(default)]
+    pub conntrack: ConntrackConfig,
 }
 
 /// `[node]`.
@@ -151,6 +159,105 @@ impl Default for DatapathConfig {
             spin_us: default_spin_us(),
             rt_priority: 0,
         }
+    }
+}
+
+/// `[conntrack]`: per-zone limits and timeouts. The global maximum stays
+/// `datapath.ct_max`, where DESIGN.md §3 puts it.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConntrackConfig {
+    /// `zone_limits = [{ zone = 1, max = 100000 }]`: the most connections
+    /// a zone may hold (like `ovs-appctl dpctl/ct-set-limits zone=1,limit=N`);
+    /// zones not listed are bounded by `datapath.ct_max` only.
+    #[serde(default)]
+    pub zone_limits: Vec<ZoneLimit>,
+    /// `[conntrack.timeouts]`: seconds per protocol state.
+    #[serde(default)]
+    pub timeouts: TimeoutsConfig,
+}
+
+/// One entry of `conntrack.zone_limits`.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ZoneLimit {
+    /// `ct_zone`, 0-65535 (the node's pipeline tracks in zone 1).
+    pub zone: u32,
+    /// Most connections in that zone, 1 to `datapath.ct_max`.
+    pub max: u64,
+}
+
+/// Longest timeout accepted: 30 days, six times Linux's longest default
+/// (TCP established, 5 days); anything longer is a typo, not a policy.
+const MAX_TIMEOUT_S: u64 = 30 * 24 * 3600;
+
+/// `[conntrack.timeouts]`: seconds, each optional (Linux's
+/// `nf_conntrack_*_timeout_*` default when absent, see [`CtTimeouts`]).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsConfig {
+    /// TCP after the SYN (120).
+    pub tcp_syn_sent: Option<u64>,
+    /// TCP after the SYN-ACK (60).
+    pub tcp_syn_recv: Option<u64>,
+    /// TCP established (432000, 5 days).
+    pub tcp_established: Option<u64>,
+    /// TCP after the first FIN (120).
+    pub tcp_fin_wait: Option<u64>,
+    /// TCP after the first FIN was acknowledged (60).
+    pub tcp_close_wait: Option<u64>,
+    /// TCP after both FINs, until both are acknowledged (30).
+    pub tcp_last_ack: Option<u64>,
+    /// TCP after both FINs were acknowledged (120).
+    pub tcp_time_wait: Option<u64>,
+    /// TCP after an RST (10).
+    pub tcp_close: Option<u64>,
+    /// UDP until a reply (30).
+    pub udp_first: Option<u64>,
+    /// UDP once replied (120).
+    pub udp_stream: Option<u64>,
+    /// ICMP echo (30).
+    pub icmp: Option<u64>,
+    /// Other protocols (600).
+    pub other: Option<u64>,
+}
+
+impl TimeoutsConfig {
+    /// Each key with its value and the [`CtTimeouts`] field it sets: the
+    /// one list that validation and conversion share.
+    fn fields<'a>(
+        &self,
+        t: &'a mut CtTimeouts,
+    ) -> [(&'static str, Option<u64>, &'a mut Duration); 12] {
+        [
+            ("tcp_syn_sent", self.tcp_syn_sent, &mut t.tcp_syn_sent),
+            ("tcp_syn_recv", self.tcp_syn_recv, &mut t.tcp_syn_recv),
+            (
+                "tcp_established",
+                self.tcp_established,
+                &mut t.tcp_established,
+            ),
+            ("tcp_fin_wait", self.tcp_fin_wait, &mut t.tcp_fin_wait),
+            ("tcp_close_wait", self.tcp_close_wait, &mut t.tcp_close_wait),
+            ("tcp_last_ack", self.tcp_last_ack, &mut t.tcp_last_ack),
+            ("tcp_time_wait", self.tcp_time_wait, &mut t.tcp_time_wait),
+            ("tcp_close", self.tcp_close, &mut t.tcp_close),
+            ("udp_first", self.udp_first, &mut t.udp_first),
+            ("udp_stream", self.udp_stream, &mut t.udp_stream),
+            ("icmp", self.icmp, &mut t.icmp),
+            ("other", self.other, &mut t.other),
+        ]
+    }
+
+    /// Linux's defaults with the configured values in their place.
+    pub fn to_ct_timeouts(&self) -> CtTimeouts {
+        let mut t = CtTimeouts::default();
+        for (_, v, d) in self.fields(&mut t) {
+            if let Some(s) = v {
+                *d = Duration::from_secs(s);
+            }
+        }
+        t
     }
 }
 
@@ -350,6 +457,23 @@ impl Config {
         Cidr::parse(&self.node.pod_cidr).expect("validated")
     }
 
+    /// The conntrack table's size and timeouts: `datapath.ct_max` and
+    /// `[conntrack.timeouts]`.
+    pub fn ct_config(&self) -> CtConfig {
+        CtConfig {
+            max_entries: self.datapath.ct_max,
+            timeouts: self.conntrack.timeouts.to_ct_timeouts(),
+        }
+    }
+
+    /// Sets `conntrack.zone_limits` on `ct` (built from [`Config::ct_config`]).
+    pub fn apply_ct_zone_limits(&self, ct: &Conntrack) {
+        for l in &self.conntrack.zone_limits {
+            // Validated: zone <= 65535, 1 <= max < u32::MAX.
+            ct.set_zone_limit(l.zone as u16, Some(l.max as u32));
+        }
+    }
+
     /// Checks what the types cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let n = &self.node;
@@ -398,6 +522,10 @@ impl Config {
         if d.fdb_aging_s == 0 {
             return Err(invalid("datapath.fdb_aging_s", "must be at least 1"));
         }
+        if d.ct_max == 0 {
+            return Err(invalid("datapath.ct_max", "must be at least 1"));
+        }
+        self.validate_conntrack()?;
         for (i, r) in self.remote_nodes.iter().enumerate() {
             let c = Cidr::parse(&r.pod_cidr)
                 .map_err(|m| invalid(&format!("remote_nodes[{i}].pod_cidr"), m))?;
@@ -431,6 +559,49 @@ impl Config {
                     return Err(invalid(
                         &format!("ports[{i}].backend"),
                         format!("{b:?} is not one of afxdp, afpacket, auto"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    fn validate_conntrack(&self) -> Result<(), ConfigError> {
+        let ct_max = self.datapath.ct_max as u64;
+        let mut seen = std::collections::HashSet::new();
+        for (i, l) in self.conntrack.zone_limits.iter().enumerate() {
+            if l.zone > u32::from(u16::MAX) {
+                return Err(invalid(
+                    &format!("conntrack.zone_limits[{i}].zone"),
+                    format!("{} is outside 0-65535", l.zone),
+                ));
+            }
+            if !seen.insert(l.zone) {
+                return Err(invalid(
+                    &format!("conntrack.zone_limits[{i}].zone"),
+                    format!("zone {} is listed twice", l.zone),
+                ));
+            }
+            // u32::MAX is the table's "no limit".
+            let most = ct_max.min(u64::from(u32::MAX - 1));
+            if l.max == 0 || l.max > most {
+                return Err(invalid(
+                    &format!("conntrack.zone_limits[{i}].max"),
+                    format!(
+                        "{} is outside 1-{most} (datapath.ct_max is {ct_max})",
+                        l.max
+                    ),
+                ));
+            }
+        }
+        for (name, v, _) in self.conntrack.timeouts.fields(&mut CtTimeouts::default()) {
+            if let Some(s) = v {
+                if s == 0 || s > MAX_TIMEOUT_S {
+                    return Err(invalid(
+                        &format!("conntrack.timeouts.{name}"),
+                        format!("{s} is outside 1-{MAX_TIMEOUT_S} seconds (30 days)"),
                     ));
                 }
             }
@@ -544,6 +715,209 @@ backends = ["10.244.1.5:8080", "10.244.2.7:8080"]
         let e = Config::parse("[node]\nname='n'\n").unwrap_err();
         assert!(e.to_string().contains("pod_cidr"), "{e}");
     }
+
+    fn with_conntrack(extra: &str) -> Result<Config, ConfigError> {
+        Config::parse(&format!(
+            "[node]\nname='n'\npod_cidr='10.244.3.0/24'\ngateway_ip='10.244.3.1'\n{extra}"
+        ))
+    }
+
+    #[test]
+    fn conntrack_defaults_are_linux_and_ct_max() {
+        let c = with_conntrack("[datapath]\nct_max = 5000\n").unwrap();
+        assert_eq!(c.conntrack, ConntrackConfig::default());
+        assert_eq!(
+            c.ct_config(),
+            CtConfig {
+                max_entries: 5000,
+                timeouts: CtTimeouts::default()
+            }
+        );
+    }
+
+    #[test]
+    fn conntrack_zone_limits_and_timeouts_parse() {
+        let c = with_conntrack(
+            "[conntrack]\nzone_limits = [{ zone = 1, max = 100000 }, { zone = 65535, max = 10 }]\n\
+             [conntrack.timeouts]\ntcp_established = 86400\nudp_first = 5\nicmp = 1\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.conntrack.zone_limits,
+            [
+                ZoneLimit {
+                    zone: 1,
+                    max: 100_000
+                },
+                ZoneLimit {
+                    zone: 65535,
+                    max: 10
+                }
+            ]
+        );
+        let t = c.ct_config().timeouts;
+        let d = CtTimeouts::default();
+        assert_eq!(t.tcp_established, Duration::from_secs(86400));
+        assert_eq!(t.udp_first, Duration::from_secs(5));
+        assert_eq!(t.icmp, Duration::from_secs(1));
+        assert_eq!(
+            CtTimeouts {
+                tcp_established: d.tcp_established,
+                udp_first: d.udp_first,
+                icmp: d.icmp,
+                ..t
+            },
+            d,
+            "the others keep their defaults"
+        );
+        // Every key CtTimeouts has is accepted (the array-of-tables form too).
+        let all = [
+            "tcp_syn_sent",
+            "tcp_syn_recv",
+            "tcp_established",
+            "tcp_fin_wait",
+            "tcp_close_wait",
+            "tcp_last_ack",
+            "tcp_time_wait",
+            "tcp_close",
+            "udp_first",
+            "udp_stream",
+            "icmp",
+            "other",
+        ];
+        let text: String = all.iter().map(|k| format!("{k} = 7\n")).collect();
+        let c = with_conntrack(&format!(
+            "[[conntrack.zone_limits]]\nzone = 0\nmax = 3\n[conntrack.timeouts]\n{text}"
+        ))
+        .unwrap();
+        let s = Duration::from_secs(7);
+        assert_eq!(
+            c.ct_config().timeouts,
+            CtTimeouts {
+                tcp_syn_sent: s,
+                tcp_syn_recv: s,
+                tcp_established: s,
+                tcp_fin_wait: s,
+                tcp_close_wait: s,
+                tcp_last_ack: s,
+                tcp_time_wait: s,
+                tcp_close: s,
+                udp_first: s,
+                udp_stream: s,
+                icmp: s,
+                other: s,
+            }
+        );
+        assert_eq!(c.conntrack.zone_limits, [ZoneLimit { zone: 0, max: 3 }]);
+    }
+
+    #[test]
+    fn conntrack_errors_name_the_key() {
+        let cases = [
+            (
+                "[conntrack]\nzone_limits = [{ zone = 65536, max = 1 }]",
+                "config: conntrack.zone_limits[0].zone: 65536 is outside 0-65535",
+            ),
+            (
+                "[conntrack]\nzone_limits = [{ zone = 1, max = 5 }, { zone = 1, max = 6 }]",
+                "config: conntrack.zone_limits[1].zone: zone 1 is listed twice",
+            ),
+            (
+                "[conntrack]\nzone_limits = [{ zone = 1, max = 0 }]",
+                "config: conntrack.zone_limits[0].max: 0 is outside 1-1048576 (datapath.ct_max is 1048576)",
+            ),
+            (
+                "[datapath]\nct_max = 100\n[conntrack]\nzone_limits = [{ zone = 2, max = 101 }]",
+                "config: conntrack.zone_limits[0].max: 101 is outside 1-100 (datapath.ct_max is 100)",
+            ),
+            (
+                "[conntrack.timeouts]\ntcp_established = 0",
+                "config: conntrack.timeouts.tcp_established: 0 is outside 1-2592000 seconds (30 days)",
+            ),
+            (
+                "[conntrack.timeouts]\nother = 2592001",
+                "config: conntrack.timeouts.other: 2592001 is outside 1-2592000 seconds (30 days)",
+            ),
+            (
+                "[datapath]\nct_max = 0",
+                "config: datapath.ct_max: must be at least 1",
+            ),
+        ];
+        for (text, msg) in cases {
+            let e = with_conntrack(text).unwrap_err();
+            assert_eq!(e.to_string(), msg, "{text}");
+        }
+        // Shape errors come from toml and name the key too.
+        for (text, key) in [
+            ("[conntrack.timeouts]\ntcp_establish = 10", "tcp_establish"),
+            ("[conntrack.timeouts]\nudp_first = -1", "udp_first"),
+            ("[conntrack.timeouts]\nudp_first = \"30s\"", "udp_first"),
+            ("[conntrack]\nzone_limits = [{ zone = 1 }]", "max"),
+            (
+                "[conntrack]\nzone_limits = [{ zone = 1, limit = 2 }]",
+                "limit",
+            ),
+            (
+                "[conntrack]\nzone_limits = [{ zone = -1, max = 2 }]",
+                "zone",
+            ),
+            ("[conntrack]\nct_max = 5", "ct_max"),
+        ] {
+            let e = with_conntrack(text).unwrap_err();
+            assert!(
+                matches!(e, ConfigError::Parse { .. }) && e.to_string().contains(key),
+                "{text}: {e}"
+            );
+        }
+    }
+
+    /// The daemon's two calls (`ct_config`, `apply_ct_zone_limits`) give a
+    /// table that refuses a zone's connections past its limit, and expires
+    /// them on the configured timeout.
+    #[test]
+    fn configured_zone_limit_and_timeout_apply() {
+        use crate::key::ct_state::{EST, NEW};
+        use crate::tables::CtPacket;
+        use std::net::Ipv4Addr;
+
+        let c = with_conntrack(
+            "[datapath]\nct_max = 100\n[conntrack]\nzone_limits = [{ zone = 1, max = 3 }]\n\
+             [conntrack.timeouts]\nudp_first = 5\n",
+        )
+        .unwrap();
+        let ct = Conntrack::new(c.ct_config());
+        c.apply_ct_zone_limits(&ct);
+        assert_eq!((ct.zone_limit(1), ct.zone_limit(2)), (Some(3), None));
+        assert_eq!(ct.stats().limit, 100);
+
+        let (client, dns) = (Ipv4Addr::new(10, 244, 3, 2), Ipv4Addr::new(10, 96, 0, 10));
+        let query = |sport| CtPacket::udp((client, sport), (dns, 53), 64);
+        let answer = |sport| CtPacket::udp((dns, 53), (client, sport), 64);
+        // Three answered (assured: never early-dropped) connections fill zone 1.
+        for sport in 1..=3 {
+            ct.process(&query(sport), 1, true, None, None, 0);
+            ct.process(&answer(sport), 1, false, None, None, 0);
+        }
+        // A fourth is refused: it stays +new and is not stored.
+        let v = ct.process(&query(4), 1, true, None, None, 0);
+        assert!(v.is(NEW), "{v:?}");
+        assert!(ct.process(&query(4), 1, false, None, None, 0).is(NEW));
+        assert_eq!(ct.zone_len(1), 3);
+        assert_eq!(ct.stats().refused, 1);
+        // Other zones are bounded by ct_max only.
+        for sport in 1..=10 {
+            ct.process(&query(sport), 2, true, None, None, 0);
+        }
+        assert_eq!(ct.zone_len(2), 10);
+
+        // udp_first = 5 s: unanswered zone-2 connections expire after it.
+        let seen = |sport, now| ct.process(&query(sport), 2, false, None, None, now);
+        assert!(seen(1, 4_000_000_000).is(EST), "alive before udp_first");
+        assert!(
+            seen(2, 6_000_000_000).is(NEW),
+            "expired after udp_first = 5 s"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -552,5 +926,26 @@ mod example_tests {
     fn the_shipped_example_config_is_valid() {
         let text = include_str!("../../../configs/node-a.toml");
         super::Config::parse(text).unwrap();
+    }
+
+    /// The commented-out `[conntrack]` keys are valid once uncommented,
+    /// and the values shown are the defaults.
+    #[test]
+    fn the_example_conntrack_keys_are_valid_defaults() {
+        let text = include_str!("../../../configs/node-a.toml");
+        let uncommented: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("# ") {
+                Some(k) if k.starts_with("[conntrack") || k.contains(" = ") => k,
+                _ => l,
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = super::Config::parse(&uncommented).unwrap();
+        assert_eq!(c.conntrack.zone_limits.len(), 1);
+        assert_eq!(
+            c.ct_config(),
+            super::Config::parse(text).unwrap().ct_config()
+        );
     }
 }

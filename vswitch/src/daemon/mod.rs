@@ -101,11 +101,8 @@ impl Daemon {
             aging: Duration::from_secs(d.fdb_aging_s),
             ..FdbConfig::default()
         });
-        let ct = crate::tables::CtConfig {
-            max_entries: d.ct_max,
-            ..crate::tables::CtConfig::default()
-        };
-        let pipeline = Arc::new(Pipeline::with_conntrack(d.workers, fdb, ct));
+        let pipeline = Arc::new(Pipeline::with_conntrack(d.workers, fdb, config.ct_config()));
+        config.apply_ct_zone_limits(pipeline.conntrack());
         let n = &config.node;
         let hp = host::HostPort::create(
             &n.host_port,
@@ -580,6 +577,15 @@ impl Daemon {
                         early_dropped: st.early_dropped,
                         invalid: st.invalid,
                         expired: st.expired,
+                        zones: (0..=u16::MAX)
+                            .filter_map(|z| {
+                                Some(control::api::CtZoneRow {
+                                    zone: z,
+                                    limit: ct.zone_limit(z)?.into(),
+                                    entries: ct.zone_len(z) as u64,
+                                })
+                            })
+                            .collect(),
                     },
                 }
             }
