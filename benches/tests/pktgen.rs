@@ -435,3 +435,321 @@ fn veth_loopback_counts_every_frame_and_finds_loss() {
     assert_eq!(rx["received"], 2000, "{rx}");
     assert_eq!(rx["lost"], 100, "{rx}");
 }
+
+// ------------------------------------------------------- live-frame mode
+
+const XDP_FWD: &str = env!("CARGO_BIN_EXE_xdp-fwd");
+
+#[test]
+fn live_mode_and_xdp_fwd_refuse_bad_arguments_in_one_line() {
+    expect_error(
+        &send_args(&[("--tx-mode", "live"), ("--test-seq-gap", "10")]),
+        2,
+        &["--test-seq-gap", "live"],
+    );
+    expect_error(&send_args(&[("--tx-mode", "fast")]), 2, &["fast"]);
+    let missing = format!("pgnope{}", std::process::id() % 100_000);
+    expect_error(
+        &send_args(&[("--iface", &missing), ("--tx-mode", "live")]),
+        1,
+        &[&missing, "not found"],
+    );
+    for (args, code, needle) in [
+        (vec![missing.as_str(), "lo"], 2, missing.as_str()),
+        (vec!["lo"], 2, "usage"),
+    ] {
+        let o = Command::new(XDP_FWD)
+            .args(&args)
+            .output()
+            .expect("run xdp-fwd");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line expected: {err}");
+        assert!(
+            err.starts_with("xdp-fwd: ") && err.contains(needle),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn live_mode_counts_every_frame() {
+    if !may_run("live_mode_counts_every_frame") {
+        return;
+    }
+    let v = Veth::new("x");
+
+    // Paced (one frame per kernel call below 20 kpps): nothing lost.
+    let (tx, rx) = run_pair(
+        &v,
+        "afxdp",
+        &["--count", "50000", "--expect", "50000"],
+        &[
+            "--tx-mode",
+            "live",
+            "--count",
+            "50000",
+            "--rate",
+            "20000",
+            "--flows",
+            "4",
+        ],
+    );
+    assert_eq!(tx["sent"], 50_000, "{tx}");
+    assert_eq!(tx["backend"], "xdp-live", "{tx}");
+    assert_eq!(rx["received"], 50_000, "{rx}");
+    assert_eq!(rx["lost"], 0, "{rx}");
+    assert_eq!(rx["duplicates"], 0, "{rx}");
+    assert_eq!(rx["reordered"], 0, "{rx}");
+    assert_eq!(rx["flows"], 4, "{rx}");
+    assert!(rx["p50_us"].as_f64().is_some_and(|l| l > 0.0), "{rx}");
+
+    // VXLAN-encapsulated, source addresses beyond the first (70000 flows).
+    let (tx, rx) = run_pair(
+        &v,
+        "afxdp",
+        &["--count", "5000", "--expect", "5000"],
+        &[
+            "--tx-mode",
+            "live",
+            "--count",
+            "5000",
+            "--rate",
+            "20000",
+            "--flows",
+            "70000",
+            "--size",
+            "128",
+            "--vxlan",
+            &format!("42,{},{}", v.ips[0], v.ips[1]),
+        ],
+    );
+    assert_eq!(tx["sent"], 5000, "{tx}");
+    assert_eq!(
+        (
+            rx["received"].as_u64(),
+            rx["lost"].as_u64(),
+            rx["flows"].as_u64()
+        ),
+        (Some(5000), Some(0), Some(5000)),
+        "{rx}"
+    );
+
+    // Full speed, long kernel calls: exactly --count frames leave (the
+    // program's counter), and whatever a debug-build sink keeps up with
+    // is counted consistently.
+    let (tx, rx) = run_pair(
+        &v,
+        "afxdp",
+        &["--duration", "3", "--expect", "200000"],
+        &["--tx-mode", "live", "--count", "200000", "--flows", "8"],
+    );
+    assert_eq!(tx["sent"], 200_000, "{tx}");
+    let got = rx["received"].as_u64().unwrap();
+    assert!(got > 0, "{rx}");
+    assert_eq!(rx["lost"].as_u64().unwrap() + got, 200_000, "{rx}");
+    assert_eq!(rx["duplicates"], 0, "{rx}");
+    assert_eq!(rx["flows"], 8, "{rx}");
+
+    // --duration ends the long calls with a signal, on time.
+    let out = Proc::spawn(
+        &v.ns[0],
+        &[
+            "send",
+            "--iface",
+            &v.ifs[0],
+            "--tx-mode",
+            "live",
+            "--dst-mac",
+            v.macs[1],
+            "--src-ip",
+            &v.ips[0],
+            "--dst-ip",
+            &v.ips[1],
+            "--duration",
+            "1",
+            "--json",
+        ],
+    )
+    .finish(Duration::from_secs(10));
+    let tx = json(&out);
+    let secs = tx["duration_s"].as_f64().unwrap();
+    assert!((0.95..2.0).contains(&secs), "{tx}");
+    assert!(tx["sent"].as_u64().unwrap() > 0, "{tx}");
+}
+
+/// gen -- (a, b: xdp-fwd) -- sink, each in its own namespace; deleted on
+/// drop.
+struct Chain {
+    ns: [String; 3],
+    /// gen side, a, b, sink side.
+    ifs: [String; 4],
+}
+
+impl Chain {
+    fn new() -> Chain {
+        let pid = std::process::id() % 100_000;
+        let c = Chain {
+            ns: [
+                format!("pgfg{pid}"),
+                format!("pgfd{pid}"),
+                format!("pgfs{pid}"),
+            ],
+            ifs: [
+                format!("pgfg{pid}"),
+                format!("pgfa{pid}"),
+                format!("pgfb{pid}"),
+                format!("pgfs{pid}"),
+            ],
+        };
+        c.teardown();
+        for ns in &c.ns {
+            sh(&format!("ip netns add {ns}"));
+            sh(&format!(
+                "ip netns exec {ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1"
+            ));
+        }
+        let [g, d, s] = &c.ns;
+        let [ig, ia, ib, is] = &c.ifs;
+        sh(&format!(
+            "ip link add {ig} netns {g} type veth peer name {ia} netns {d}"
+        ));
+        sh(&format!(
+            "ip link add {ib} netns {d} type veth peer name {is} netns {s}"
+        ));
+        for (ns, ifc) in [(g, ig), (d, ia), (d, ib), (s, is)] {
+            sh(&format!("ip -n {ns} link set {ifc} up"));
+        }
+        c
+    }
+
+    fn xdp_shown(&self, i: usize) -> String {
+        let o = Command::new("ip")
+            .args(["-n", &self.ns[1], "link", "show", &self.ifs[i]])
+            .output()
+            .expect("ip link show");
+        String::from_utf8_lossy(&o.stdout).to_string()
+    }
+
+    fn teardown(&self) {
+        for ns in &self.ns {
+            let _ = Command::new("sh")
+                .args([
+                    "-c",
+                    &format!("ip netns pids {ns} 2>/dev/null | xargs -r kill -9; ip netns del {ns} 2>/dev/null"),
+                ])
+                .status();
+        }
+    }
+}
+
+impl Drop for Chain {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+#[test]
+fn xdp_fwd_forwards_every_frame_and_detaches_on_sigterm() {
+    if !may_run("xdp_fwd_forwards_every_frame_and_detaches_on_sigterm") {
+        return;
+    }
+    let c = Chain::new();
+    let mut fwd = Command::new("ip")
+        .args(["netns", "exec", &c.ns[1], XDP_FWD, &c.ifs[1], &c.ifs[2]])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn xdp-fwd");
+    // Killed on any exit from here (a panic included).
+    struct Kill(Option<Child>);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            if let Some(ch) = self.0.as_mut() {
+                let _ = ch.kill();
+                let _ = ch.wait();
+            }
+        }
+    }
+    let mut line = String::new();
+    BufReader::new(fwd.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read xdp-fwd");
+    let mut guard = Kill(Some(fwd));
+    assert!(line.contains("ready"), "xdp-fwd said {line:?}");
+    for i in [1, 2] {
+        let shown = c.xdp_shown(i);
+        assert!(
+            shown.contains("prog/xdp") && !shown.contains("xdpgeneric"),
+            "native XDP on {}: {shown}",
+            c.ifs[i]
+        );
+    }
+
+    let mut sink = Proc::spawn(
+        &c.ns[2],
+        &[
+            "sink",
+            "--iface",
+            &c.ifs[3],
+            "--backend",
+            "afxdp",
+            "--count",
+            "20000",
+            "--expect",
+            "20000",
+            "--json",
+        ],
+    );
+    sink.wait_line("ready", Duration::from_secs(10));
+    let sent = Proc::spawn(
+        &c.ns[0],
+        &[
+            "send",
+            "--iface",
+            &c.ifs[0],
+            "--tx-mode",
+            "live",
+            "--dst-mac",
+            "02:00:00:70:67:02",
+            "--src-ip",
+            "198.18.250.1",
+            "--dst-ip",
+            "198.18.250.2",
+            "--count",
+            "20000",
+            "--rate",
+            "20000",
+            "--flows",
+            "3",
+            "--json",
+        ],
+    )
+    .finish(Duration::from_secs(20));
+    let (tx, rx) = (json(&sent), json(&sink.finish(Duration::from_secs(20))));
+    assert_eq!(tx["sent"], 20_000, "{tx}");
+    assert_eq!(rx["received"], 20_000, "{rx}");
+    assert_eq!(rx["lost"], 0, "{rx}");
+    assert_eq!(rx["flows"], 3, "{rx}");
+
+    let mut fwd = guard.0.take().expect("xdp-fwd");
+    let st = Command::new("kill")
+        .args(["-TERM", &fwd.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let end = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = fwd.try_wait().expect("wait") {
+            break s;
+        }
+        assert!(Instant::now() < end, "xdp-fwd ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "xdp-fwd exit {status}");
+    for i in [1, 2] {
+        let shown = c.xdp_shown(i);
+        assert!(!shown.contains("xdp"), "still attached: {shown}");
+    }
+}

@@ -4,7 +4,7 @@
 //! pktgen send --iface IF --dst-mac MAC --src-ip IP --dst-ip IP [--src-mac MAC] [--size 60]
 //!             [--count N | --duration S] [--rate PPS|max] [--flows N]
 //!             [--vxlan VNI,OUTER_SRC,OUTER_DST] [--backend afxdp|afpacket|auto] [--queue Q]
-//!             [--cpu C] [--batch N] [--dst-port P] [--json]
+//!             [--cpu C] [--batch N] [--dst-port P] [--tx-mode port|live] [--json]
 //! pktgen sink --iface IF [--count N | --duration S] [--expect N] [--backend ...] [--queue Q]
 //!             [--cpu C] [--json]
 //! ```
@@ -13,15 +13,19 @@
 //! the system (the interface exists, the CPU is there), pins the thread,
 //! opens the port with `vswitch::port::open::open_port`, and turns
 //! SIGINT/SIGTERM into a clean stop through a signalfd (the signals are
-//! blocked, so no handler and no unsafe code). The work is in
-//! `vswitch_benches::pktgen`.
+//! blocked, so no handler). The work is in `vswitch_benches::pktgen`.
+//!
+//! `send --tx-mode live` transmits with BPF_PROG_RUN live frames
+//! (`pktgen::xdp::LiveGen`) from a second thread; a stop ends its running
+//! kernel call with SIGUSR1, for which this file installs a no-op handler:
+//! the one `unsafe` block of the binary.
 //!
 //! Output contract: a progress line a second on stderr, then one summary
 //! line on stdout (or one JSON object with `--json`). Exit status 0 on
 //! success; otherwise one line `pktgen: <message>` on stderr, status 2 for
 //! a usage error and 1 for anything else (no such interface, the port
 //! cannot be opened).
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -29,14 +33,18 @@ use std::process::ExitCode;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::error::ErrorKind;
 use clap::Parser;
-use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use vswitch::port::open::open_port;
 use vswitch::port::Port;
-use vswitch_benches::pktgen::cli::{Cli, Command, PortArgs, Rate, SendArgs, SinkArgs};
+use vswitch_benches::pktgen::cli::{Cli, Command, PortArgs, Rate, SendArgs, SinkArgs, TxMode};
 use vswitch_benches::pktgen::frame::Template;
 use vswitch_benches::pktgen::report::{SendSummary, SinkSummary, LATENCY_NOTE};
+use vswitch_benches::pktgen::xdp::LiveGen;
 use vswitch_benches::pktgen::{rx, tx, Hooks, MacAddr};
+
+/// Ends a running live-frame kernel call (see [`install_wake_handler`]).
+const WAKE: Signal = Signal::SIGUSR1;
 
 /// Source MAC when neither `--src-mac` nor the interface gives one.
 const FALLBACK_SRC_MAC: MacAddr = MacAddr([0x02, 0x70, 0x67, 0x00, 0x00, 0x00]);
@@ -46,6 +54,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
+    if let Command::Send(a) = &cli.command {
+        if let Err(msg) = a.check_live() {
+            return fail(2, &msg);
+        }
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(1, &format!("{e:#}")),
@@ -66,12 +79,33 @@ fn send(a: &SendArgs, hooks: &mut Signals) -> Result<()> {
         .src_mac
         .or_else(|| iface_mac(&a.port.iface))
         .unwrap_or(FALLBACK_SRC_MAC);
-    let tpl = Template::new(&a.frame_spec(src_mac))?;
-    let mut port = open(&a.port)?;
+    let spec = a.frame_spec(src_mac);
+    let tpl = Template::new(&spec)?;
     let rate = match a.rate {
         Rate::Max => "max".to_string(),
         Rate::Pps(r) => format!("{r}pps"),
     };
+    if a.tx_mode == TxMode::Live {
+        if let Some(cpu) = a.port.cpu {
+            // The sending thread inherits this affinity.
+            pin(cpu)?;
+        }
+        install_wake_handler()?;
+        let mut g = LiveGen::new(&spec, &tpl, &a.port.iface)?;
+        hooks.progress(&format!(
+            "pktgen send: {} tx-mode=live (BPF_PROG_RUN live frames, XDP_TX) size={} flows={} rate={rate}",
+            a.port.iface, a.size, a.flows
+        ));
+        let st = g.send(&a.tx_config(), WAKE, hooks)?;
+        let s = SendSummary::new(&st, tpl.len(), a.flows, &a.port.iface, "xdp-live");
+        let out = if a.port.json {
+            serde_json::to_string(&s)?
+        } else {
+            s.line()
+        };
+        return emit(&out);
+    }
+    let mut port = open(&a.port)?;
     hooks.progress(&format!(
         "pktgen send: {} backend={} {} size={} flows={} rate={rate}",
         a.port.iface,
@@ -150,6 +184,19 @@ fn pin(cpu: usize) -> Result<()> {
     if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
         bail!("--cpu {cpu}: cannot pin the thread to it");
     }
+    Ok(())
+}
+
+/// A no-op handler for [`WAKE`], without `SA_RESTART`: the signal only
+/// makes the live sender's BPF_PROG_RUN call return `EINTR`.
+#[allow(unsafe_code)]
+fn install_wake_handler() -> Result<()> {
+    extern "C" fn wake(_: nix::libc::c_int) {}
+    let act = SigAction::new(SigHandler::Handler(wake), SaFlags::empty(), SigSet::empty());
+    // SAFETY: the handler does nothing, so it is async-signal-safe, and
+    // no other code in this process handles SIGUSR1.
+    unsafe { nix::sys::signal::sigaction(WAKE, &act) }
+        .map_err(|e| anyhow!("sigaction(SIGUSR1): {}", e.desc()))?;
     Ok(())
 }
 

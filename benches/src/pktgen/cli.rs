@@ -94,6 +94,15 @@ pub struct SendArgs {
     /// Frames per burst at full rate.
     #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub batch: u32,
+    /// How frames leave: `port` (through --backend: AF_XDP or AF_PACKET,
+    /// paced or not) or `live` (BPF_PROG_RUN with live frames: an XDP
+    /// program stamps each frame in the kernel and transmits it out of
+    /// --iface with XDP_TX, several times faster; a numeric --rate is
+    /// coarse: one frame per kernel call up to 20 kpps, bursts of about
+    /// 20 ms worth above; --backend, --queue and --batch do not apply;
+    /// Linux 5.18 or later).
+    #[arg(long, default_value = "port", value_name = "port|live", value_parser = parse_tx_mode)]
+    pub tx_mode: TxMode,
     /// Test only: skip one sequence number every N frames of a flow.
     #[arg(long, hide = true, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub test_seq_gap: Option<u64>,
@@ -115,6 +124,24 @@ pub struct SinkArgs {
     /// after the last one received too.
     #[arg(long, value_name = "N")]
     pub expect: Option<u64>,
+}
+
+/// `--tx-mode`: how `send` puts frames on the wire.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TxMode {
+    /// Through a vswitch port (`--backend`): AF_XDP or AF_PACKET.
+    #[default]
+    Port,
+    /// BPF_PROG_RUN live frames (`pktgen::xdp::LiveGen`).
+    Live,
+}
+
+fn parse_tx_mode(s: &str) -> Result<TxMode, String> {
+    match s {
+        "port" => Ok(TxMode::Port),
+        "live" => Ok(TxMode::Live),
+        _ => Err(format!("{s:?} is not a transmit mode (port or live)")),
+    }
 }
 
 /// `--rate`: a number of frames per second or as fast as possible.
@@ -139,6 +166,17 @@ impl SendArgs {
             flows: self.flows,
             vxlan: self.vxlan,
         }
+    }
+
+    /// What `--tx-mode live` cannot combine with, as the one-line error.
+    pub fn check_live(&self) -> Result<(), String> {
+        if self.tx_mode != TxMode::Live {
+            return Ok(());
+        }
+        if self.test_seq_gap.is_some() {
+            return Err("--test-seq-gap is not available with --tx-mode live".to_string());
+        }
+        Ok(())
     }
 
     /// The send loop's configuration.
@@ -317,6 +355,34 @@ mod tests {
         let cfg = a.tx_config();
         assert_eq!((cfg.count, cfg.rate, cfg.batch), (Some(10), Some(1000), 64));
         assert_eq!(a.port.backend, Backend::Auto);
+        assert_eq!(a.tx_mode, TxMode::Port);
+        assert!(a.check_live().is_ok());
+        let live = |extra: &[&str]| {
+            let mut args = vec![
+                "pktgen",
+                "send",
+                "--iface",
+                "v0",
+                "--dst-mac",
+                "02:00:00:00:00:02",
+                "--src-ip",
+                "198.18.0.1",
+                "--dst-ip",
+                "198.18.0.2",
+                "--tx-mode",
+                "live",
+            ];
+            args.extend_from_slice(extra);
+            let Command::Send(a) = Cli::try_parse_from(args).unwrap().command else {
+                panic!("not send")
+            };
+            a
+        };
+        assert_eq!(live(&[]).tx_mode, TxMode::Live);
+        assert!(live(&["--rate", "max"]).check_live().is_ok());
+        assert!(live(&["--rate", "1k"]).check_live().is_ok());
+        let e = live(&["--test-seq-gap", "10"]).check_live().unwrap_err();
+        assert!(e.contains("--test-seq-gap") && e.contains("live"), "{e}");
         let both = Cli::try_parse_from([
             "pktgen",
             "sink",

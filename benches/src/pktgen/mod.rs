@@ -16,6 +16,8 @@
 //! - [`tx`] and [`rx`]: the send and receive loops over a `Port`;
 //! - [`report`]: summaries (one `key=value` line or one JSON object) and
 //!   the once-a-second progress lines;
+//! - [`xdp`]: the live-frame transmit mode (BPF_PROG_RUN) and `xdp-fwd`'s
+//!   redirect program;
 //! - [`cli`]: the command line and its checks.
 //!
 //! What it deliberately does not do: open sockets itself (the vswitch port
@@ -31,6 +33,7 @@ pub mod report;
 pub mod rx;
 pub mod tracker;
 pub mod tx;
+pub mod xdp;
 
 use std::fmt;
 use std::str::FromStr;
