@@ -37,6 +37,8 @@
 # env:   SIZES="60 1514" RUNS=3 DURATION=5 FLOWS=64 GEN_CPU=0 SINK_CPU=0 DUT_CPU=1
 #        RT_PRIO=20 (two-node DUTs run both daemons SCHED_OTHER on the DUT core:
 #        two SCHED_FIFO pollers of equal priority on one core starve each other)
+#        SPIN_US= IDLE= (vswitchd's datapath spin_us / idle, default: its own defaults)
+#        DUT_NAPI_FIFO= (SCHED_FIFO priority for the DUT veths' NAPI threads; default SCHED_OTHER)
 #        TX_MODE=live|port (pktgen's transmit path; default live where pktgen has it)
 #        RATE=max (or pps) LAT_LOAD=0.5 LAT_RATE= LAT_SINK_FIFO=10 OUT=bench-results
 #        SKIP_BUILD= (use the binaries as built) KEEP= (keep the work dir, print the switch's counters)

@@ -104,7 +104,7 @@ topo() {
     # receive work shares the DUT's core, the harder case); the sink's on the
     # sink core at SCHED_FIFO 10 (so the elastic generator, not the sink's
     # receive path, absorbs a shortage of that core).
-    napi_pin vbdut d0 "$DUT_CPU"; napi_pin "$far" d1 "$DUT_CPU"; napi_pin vbsink s0 "$SINK_CPU" 10
+    napi_pin vbdut d0 "$DUT_CPU" ${DUT_NAPI_FIFO:-}; napi_pin "$far" d1 "$DUT_CPU" ${DUT_NAPI_FIFO:-}; napi_pin vbsink s0 "$SINK_CPU" 10
     if [ "$1" != 0 ]; then napi_pin vbdut ul0 "$DUT_CPU"; napi_pin vbnodeb ul0 "$DUT_CPU"; fi
 }
 
@@ -143,6 +143,7 @@ backend = "afxdp"
 rt_priority = $prio
 cores = [$DUT_CPU]
 ${SPIN_US:+spin_us = $SPIN_US}
+${IDLE:+idle = \"$IDLE\"}
 ${7:-}
 [control]
 socket = "$5"
