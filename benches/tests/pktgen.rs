@@ -128,6 +128,15 @@ fn bad_arguments_are_one_line_errors() {
 
 // ------------------------------------------------------------ veth runs
 
+/// Held by every test that sends over veth: paced runs check their rate,
+/// and on a small machine (2 vCPUs) another test's threads at full speed
+/// would take the CPU it needs.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// True when the loopback tests can run; otherwise prints why (or, in
 /// CI, fails).
 fn may_run(test: &str) -> bool {
@@ -182,6 +191,11 @@ struct Veth {
 
 impl Veth {
     fn new(tag: &str) -> Veth {
+        Veth::with_queues(tag, 1)
+    }
+
+    /// The pair with `queues` rx and tx queues on each side.
+    fn with_queues(tag: &str, queues: u32) -> Veth {
         let pid = std::process::id() % 100_000;
         let x = 20 + pid % 200;
         let v = Veth {
@@ -199,8 +213,13 @@ impl Veth {
             ));
             sh(&format!("ip -n {ns} link set lo up"));
         }
+        let q = if queues > 1 {
+            format!(" numtxqueues {queues} numrxqueues {queues}")
+        } else {
+            String::new()
+        };
         sh(&format!(
-            "ip link add {} netns {} type veth peer name {} netns {}",
+            "ip link add {}{q} netns {} type veth peer name {}{q} netns {}",
             v.ifs[0], v.ns[0], v.ifs[1], v.ns[1]
         ));
         for i in 0..2 {
@@ -363,6 +382,7 @@ fn veth_loopback_counts_every_frame_and_finds_loss() {
     if !may_run("veth_loopback_counts_every_frame_and_finds_loss") {
         return;
     }
+    let _serial = one_at_a_time();
     let v = Veth::new("l");
 
     // AF_XDP both ends, 10000 frames at a moderate rate: nothing lost.
@@ -436,6 +456,124 @@ fn veth_loopback_counts_every_frame_and_finds_loss() {
     assert_eq!(rx["lost"], 100, "{rx}");
 }
 
+// ------------------------------------------------------- several queues
+
+#[test]
+fn several_queues_split_the_flows_and_the_sink_merges_them() {
+    if !may_run("several_queues_split_the_flows_and_the_sink_merges_them") {
+        return;
+    }
+    let _serial = one_at_a_time();
+    let v = Veth::with_queues("q", 2);
+    let cpus = if std::thread::available_parallelism().map_or(1, |n| n.get()) >= 2 {
+        "0,1"
+    } else {
+        "0"
+    };
+
+    // Two sending threads (flows 0 2 4 6 and 1 3 5 7) into a two-queue
+    // sink. An AF_XDP copy-mode socket tags its frames with its queue,
+    // and veth delivers a frame to the peer's rx queue of that index (its
+    // XDP rx queue), so each sink queue gets one sender's flows: 10000
+    // each, and the merged count is exact.
+    let (tx, rx) = run_pair(
+        &v,
+        "afxdp",
+        &["--queues", "2", "--count", "20000", "--expect", "20000"],
+        &[
+            "--queues", "2", "--cpus", cpus, "--count", "20000", "--rate", "20000", "--flows", "8",
+        ],
+    );
+    assert_eq!(tx["sent"], 20_000, "{tx}");
+    assert_eq!(tx["queues"], 2, "{tx}");
+    assert_eq!(tx["per_queue"], serde_json::json!([10_000, 10_000]), "{tx}");
+    assert_eq!(rx["received"], 20_000, "{rx}");
+    assert_eq!(rx["lost"], 0, "{rx}");
+    assert_eq!(rx["duplicates"], 0, "{rx}");
+    assert_eq!(rx["reordered"], 0, "{rx}");
+    assert_eq!(rx["flows"], 8, "{rx}");
+    assert_eq!(rx["queues"], 2, "{rx}");
+    assert_eq!(rx["per_queue"], serde_json::json!([10_000, 10_000]), "{rx}");
+
+    // A queue the interface does not have: one line naming it and its count.
+    for (ns, iface, args, needle) in [
+        (
+            &v.ns[1],
+            &v.ifs[1],
+            vec![
+                "sink", "--iface", &v.ifs[1], "--queues", "9", "--count", "1",
+            ],
+            "2 rx queues",
+        ),
+        (
+            &v.ns[0],
+            &v.ifs[0],
+            vec![
+                "send",
+                "--iface",
+                &v.ifs[0],
+                "--queue",
+                "1",
+                "--queues",
+                "2",
+                "--dst-mac",
+                v.macs[1],
+                "--src-ip",
+                &v.ips[0],
+                "--dst-ip",
+                &v.ips[1],
+                "--count",
+                "1",
+            ],
+            "2 tx queues",
+        ),
+    ] {
+        let o = Command::new("ip")
+            .args(["netns", "exec", ns, PKTGEN])
+            .args(&args)
+            .output()
+            .expect("run pktgen");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line expected: {err}");
+        assert!(
+            err.starts_with("pktgen: ") && err.contains(needle) && err.contains(iface.as_str()),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn queue_options_refuse_bad_combinations_in_one_line() {
+    expect_error(
+        &send_args(&[("--queues", "2"), ("--tx-mode", "live")]),
+        2,
+        &["--queues 2", "live"],
+    );
+    expect_error(
+        &send_args(&[("--queues", "2"), ("--cpu", "0")]),
+        2,
+        &["--cpu 0", "--cpus"],
+    );
+    expect_error(
+        &send_args(&[("--cpus", "0"), ("--cpu", "0")]),
+        2,
+        &["--cpus", "--cpu"],
+    );
+    expect_error(
+        &send_args(&[("--queues", "2"), ("--backend", "afpacket")]),
+        2,
+        &["--queues 2", "AF_XDP"],
+    );
+    expect_error(&send_args(&[("--queues", "0")]), 2, &["--queues"]);
+    expect_error(&send_args(&[("--cpus", "3-1")]), 2, &["--cpus", "3-1"]);
+    expect_error(
+        &["sink", "--iface", "lo", "--queue", "1", "--count", "1"],
+        1,
+        &["--queue 1", "lo", "1 rx queue"],
+    );
+}
+
 // ------------------------------------------------------- live-frame mode
 
 const XDP_FWD: &str = env!("CARGO_BIN_EXE_xdp-fwd");
@@ -477,6 +615,7 @@ fn live_mode_counts_every_frame() {
     if !may_run("live_mode_counts_every_frame") {
         return;
     }
+    let _serial = one_at_a_time();
     let v = Veth::new("x");
 
     // Paced (one frame per kernel call below 20 kpps): nothing lost.
@@ -654,6 +793,7 @@ fn xdp_fwd_forwards_every_frame_and_detaches_on_sigterm() {
     if !may_run("xdp_fwd_forwards_every_frame_and_detaches_on_sigterm") {
         return;
     }
+    let _serial = one_at_a_time();
     let c = Chain::new();
     let mut fwd = Command::new("ip")
         .args(["netns", "exec", &c.ns[1], XDP_FWD, &c.ifs[1], &c.ifs[2]])

@@ -4,16 +4,28 @@
 //! pktgen send --iface IF --dst-mac MAC --src-ip IP --dst-ip IP [--src-mac MAC] [--size 60]
 //!             [--count N | --duration S] [--rate PPS|max] [--flows N]
 //!             [--vxlan VNI,OUTER_SRC,OUTER_DST] [--backend afxdp|afpacket|auto] [--queue Q]
-//!             [--cpu C] [--batch N] [--dst-port P] [--tx-mode port|live] [--json]
+//!             [--queues N] [--cpu C | --cpus LIST] [--batch N] [--dst-port P]
+//!             [--tx-mode port|live] [--json]
 //! pktgen sink --iface IF [--count N | --duration S] [--expect N] [--backend ...] [--queue Q]
-//!             [--cpu C] [--json]
+//!             [--queues N] [--cpu C | --cpus LIST] [--json]
 //! ```
 //!
 //! This file is the edge: it parses the command line, checks what needs
-//! the system (the interface exists, the CPU is there), pins the thread,
-//! opens the port with `vswitch::port::open::open_port`, and turns
-//! SIGINT/SIGTERM into a clean stop through a signalfd (the signals are
-//! blocked, so no handler). The work is in `vswitch_benches::pktgen`.
+//! the system (the interface exists and has the queues, the CPUs are
+//! there), pins the threads, opens the ports with
+//! `vswitch::port::open::open_port`, and turns SIGINT/SIGTERM into a clean
+//! stop through a signalfd (the signals are blocked, so no handler). The
+//! work is in `vswitch_benches::pktgen`.
+//!
+//! `--queues N` (AF_XDP only) opens one socket per queue `Q..Q+N-1`, one
+//! after the other on the main thread (libxdp shares one program per
+//! interface; they are closed there too), then runs each on its own
+//! thread, thread `i` pinned to `--cpus[i % len]`, under
+//! `pktgen::parallel`: the main thread polls the signalfd and prints the
+//! combined progress line. `send` splits the
+//! flows (thread `i` owns flows `f % N == i`), the count and the rate
+//! (`pktgen::tx::Share`); `sink` merges the per-queue trackers. One queue
+//! keeps the single-threaded path.
 //!
 //! `send --tx-mode live` transmits with BPF_PROG_RUN live frames
 //! (`pktgen::xdp::LiveGen`) from a second thread; a stop ends its running
@@ -29,6 +41,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicU64;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::error::ErrorKind;
@@ -39,9 +52,13 @@ use vswitch::port::open::open_port;
 use vswitch::port::Port;
 use vswitch_benches::pktgen::cli::{Cli, Command, PortArgs, Rate, SendArgs, SinkArgs, TxMode};
 use vswitch_benches::pktgen::frame::Template;
-use vswitch_benches::pktgen::report::{SendSummary, SinkSummary, LATENCY_NOTE};
+use vswitch_benches::pktgen::report::{
+    rx_progress_line, tx_progress_line, SendSummary, SinkSummary, LATENCY_NOTE,
+};
+use vswitch_benches::pktgen::tracker::Tracker;
+use vswitch_benches::pktgen::tx::{Share, TxStats};
 use vswitch_benches::pktgen::xdp::LiveGen;
-use vswitch_benches::pktgen::{rx, tx, Hooks, MacAddr};
+use vswitch_benches::pktgen::{parallel, rx, tx, Hooks, MacAddr};
 
 /// Ends a running live-frame kernel call (see [`install_wake_handler`]).
 const WAKE: Signal = Signal::SIGUSR1;
@@ -54,10 +71,12 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
-    if let Command::Send(a) = &cli.command {
-        if let Err(msg) = a.check_live() {
-            return fail(2, &msg);
-        }
+    let checked = match &cli.command {
+        Command::Send(a) => a.check_live().and_then(|()| a.port.check_queues()),
+        Command::Sink(a) => a.port.check_queues(),
+    };
+    if let Err(msg) = checked {
+        return fail(2, &msg);
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -86,9 +105,9 @@ fn send(a: &SendArgs, hooks: &mut Signals) -> Result<()> {
         Rate::Pps(r) => format!("{r}pps"),
     };
     if a.tx_mode == TxMode::Live {
-        if let Some(cpu) = a.port.cpu {
+        if let Some(cpu) = a.port.cpu_for(0) {
             // The sending thread inherits this affinity.
-            pin(cpu)?;
+            pin(&a.port, cpu)?;
         }
         install_wake_handler()?;
         let mut g = LiveGen::new(&spec, &tpl, &a.port.iface)?;
@@ -104,6 +123,10 @@ fn send(a: &SendArgs, hooks: &mut Signals) -> Result<()> {
             s.line()
         };
         return emit(&out);
+    }
+    check_queue_count(&a.port, "tx")?;
+    if a.port.queues > 1 {
+        return send_queues(a, &tpl, &rate, hooks);
     }
     let mut port = open(&a.port)?;
     hooks.progress(&format!(
@@ -125,8 +148,62 @@ fn send(a: &SendArgs, hooks: &mut Signals) -> Result<()> {
     emit(&out)
 }
 
+/// `send --queues N`: one port and thread per queue, the flows split.
+fn send_queues(a: &SendArgs, tpl: &Template, rate: &str, hooks: &mut Signals) -> Result<()> {
+    let ports = open_queues(&a.port)?;
+    let backend = ports[0].backend();
+    hooks.progress(&format!(
+        "pktgen send: {} queues={} backend={} {} size={} flows={} rate={rate}",
+        a.port.iface,
+        ports.len(),
+        backend,
+        ports[0].detail(),
+        a.size,
+        a.flows
+    ));
+    if a.flows < a.port.queues {
+        hooks.progress(&format!(
+            "note: --flows {} < --queues {}: a flow stays on one queue, so queues {}.. send nothing",
+            a.flows,
+            a.port.queues,
+            a.port.queue + a.flows
+        ));
+    }
+    let cfgs = Share::split(&a.tx_config(), a.flows, a.port.queues);
+    let inputs: Vec<_> = ports.into_iter().zip(cfgs).collect();
+    let runs = parallel(
+        inputs,
+        hooks,
+        |frames, bytes, ns, _| tx_progress_line(frames, bytes, ns),
+        |i, (mut port, cfg), h| {
+            pin_thread(&a.port, i)?;
+            let st = tx::send(port.as_mut(), tpl, &cfg, h);
+            Ok((port, st))
+        },
+    )
+    .map_err(|e| anyhow!(e))?;
+    // Closed one after the other here, as they were opened.
+    let runs: Vec<TxStats> = runs.into_iter().map(|(_, st)| st).collect();
+    let mut st = TxStats::default();
+    for r in &runs {
+        st.add(r);
+    }
+    let s = SendSummary::new(&st, tpl.len(), a.flows, &a.port.iface, backend)
+        .with_queues(runs.iter().map(|r| r.sent).collect());
+    let out = if a.port.json {
+        serde_json::to_string(&s)?
+    } else {
+        s.line()
+    };
+    emit(&out)
+}
+
 fn sink(a: &SinkArgs, hooks: &mut Signals) -> Result<()> {
     check_iface(&a.port.iface)?;
+    check_queue_count(&a.port, "rx")?;
+    if a.port.queues > 1 {
+        return sink_queues(a, hooks);
+    }
     let mut port = open(&a.port)?;
     hooks.progress(&format!(
         "pktgen sink: {} backend={} {} ready",
@@ -137,8 +214,43 @@ fn sink(a: &SinkArgs, hooks: &mut Signals) -> Result<()> {
     let (t, _) = rx::sink(port.as_mut(), &a.rx_config(), hooks);
     let s = SinkSummary::new(&t, a.expect, &a.port.iface, port.backend());
     drop(port);
+    emit_sink(a, &s, &t, hooks)
+}
+
+/// `sink --queues N`: one port, thread and tracker per queue, merged at
+/// the end; `--count` is one budget for all.
+fn sink_queues(a: &SinkArgs, hooks: &mut Signals) -> Result<()> {
+    let ports = open_queues(&a.port)?;
+    let backend = ports[0].backend();
+    hooks.progress(&format!(
+        "pktgen sink: {} queues={} backend={} {} ready",
+        a.port.iface,
+        ports.len(),
+        backend,
+        ports[0].detail()
+    ));
+    let cfg = a.rx_config();
+    let budget = AtomicU64::new(cfg.count.unwrap_or(u64::MAX));
+    let runs = parallel(ports, hooks, rx_progress_line, |i, mut port, h| {
+        pin_thread(&a.port, i)?;
+        let (t, _) = rx::sink_shared(port.as_mut(), &cfg, &budget, h);
+        Ok((port, t))
+    })
+    .map_err(|e| anyhow!(e))?;
+    // Closed one after the other here, as they were opened.
+    let runs: Vec<Tracker> = runs.into_iter().map(|(_, t)| t).collect();
+    let mut t = Tracker::new();
+    for r in &runs {
+        t.merge(r);
+    }
+    let s = SinkSummary::new(&t, a.expect, &a.port.iface, backend)
+        .with_queues(runs.iter().map(|r| r.received).collect());
+    emit_sink(a, &s, &t, hooks)
+}
+
+fn emit_sink(a: &SinkArgs, s: &SinkSummary, t: &Tracker, hooks: &mut Signals) -> Result<()> {
     if a.port.json {
-        emit(&serde_json::to_string(&s)?)
+        emit(&serde_json::to_string(s)?)
     } else {
         emit(&s.line())?;
         if t.latency.count() > 0 {
@@ -150,10 +262,68 @@ fn sink(a: &SinkArgs, hooks: &mut Signals) -> Result<()> {
 
 /// Pins the thread (if asked) and opens the port.
 fn open(p: &PortArgs) -> Result<Box<dyn Port>> {
-    if let Some(cpu) = p.cpu {
-        pin(cpu)?;
+    if let Some(cpu) = p.cpu_for(0) {
+        pin(p, cpu)?;
     }
     Ok(open_port(&p.iface, p.queue, p.backend)?)
+}
+
+/// Checks every CPU of `--cpus`, then opens one port per queue, in
+/// order, on this thread.
+fn open_queues(p: &PortArgs) -> Result<Vec<Box<dyn Port>>> {
+    for i in 0..p.queues as usize {
+        if let Some(cpu) = p.cpu_for(i) {
+            check_cpu(cpu, "--cpus")?;
+        }
+    }
+    let backend = p.backend_for_queues();
+    p.queue_ids()
+        .map(|q| open_port(&p.iface, q, backend).with_context(|| format!("queue {q}")))
+        .collect()
+}
+
+/// Pins worker thread `i` (queue `--queue + i`) as `--cpus` says.
+fn pin_thread(p: &PortArgs, i: usize) -> Result<(), String> {
+    match p.cpu_for(i) {
+        Some(cpu) => pin(p, cpu).map_err(|e| format!("thread {i}: {e:#}")),
+        None => Ok(()),
+    }
+}
+
+/// Fails when `--queue`/`--queues` name a queue `iface` does not have
+/// (`dir`: `rx` for the sink, `tx` for the sender), from
+/// /sys/class/net/IF/queues. AF_PACKET is not bound to a queue; without
+/// sysfs the socket's bind reports it instead.
+fn check_queue_count(p: &PortArgs, dir: &str) -> Result<()> {
+    if p.backend_for_queues() == vswitch::port::open::Backend::Afpacket {
+        return Ok(());
+    }
+    let Ok(entries) = std::fs::read_dir(format!("/sys/class/net/{}/queues", p.iface)) else {
+        return Ok(());
+    };
+    let prefix = format!("{dir}-");
+    let have = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .count() as u64;
+    let last = u64::from(p.queue) + u64::from(p.queues) - 1;
+    if last >= have {
+        let asked = if p.queues > 1 {
+            format!(
+                "--queue {} --queues {} (queues {}..={last})",
+                p.queue, p.queues, p.queue
+            )
+        } else {
+            format!("--queue {}", p.queue)
+        };
+        bail!(
+            "{asked}: interface {} has {have} {dir} queue{} (0..={})",
+            p.iface,
+            if have == 1 { "" } else { "s" },
+            have.saturating_sub(1)
+        );
+    }
+    Ok(())
 }
 
 fn check_iface(iface: &str) -> Result<()> {
@@ -172,17 +342,30 @@ fn iface_mac(iface: &str) -> Option<MacAddr> {
         .ok()
 }
 
-fn pin(cpu: usize) -> Result<()> {
+/// Pins the calling thread to `cpu`, which `p`'s `--cpu` or `--cpus` gave.
+fn pin(p: &PortArgs, cpu: usize) -> Result<()> {
+    let flag = if p.cpus.is_some() { "--cpus" } else { "--cpu" };
+    check_cpu(cpu, flag)?;
+    if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+        bail!("{flag}: cannot pin the thread to CPU {cpu}");
+    }
+    Ok(())
+}
+
+/// Fails unless this process may run on `cpu` (`flag` names the option).
+fn check_cpu(cpu: usize, flag: &str) -> Result<()> {
     let ids = core_affinity::get_core_ids().unwrap_or_default();
     if !ids.iter().any(|c| c.id == cpu) {
         let list: Vec<String> = ids.iter().map(|c| c.id.to_string()).collect();
+        let what = if flag == "--cpu" {
+            format!("--cpu {cpu}")
+        } else {
+            format!("{flag}: CPU {cpu}")
+        };
         bail!(
-            "--cpu {cpu}: no such CPU (this process may use {})",
+            "{what}: no such CPU (this process may use {})",
             list.join(",")
         );
-    }
-    if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
-        bail!("--cpu {cpu}: cannot pin the thread to it");
     }
     Ok(())
 }
@@ -212,7 +395,8 @@ impl Signals {
         let mut set = SigSet::empty();
         set.add(Signal::SIGINT);
         set.add(Signal::SIGTERM);
-        // Single-threaded: blocking on this thread blocks for the process.
+        // Before any thread starts: the workers inherit the mask, so only
+        // the signalfd sees these signals.
         set.thread_block().context("block SIGINT/SIGTERM")?;
         let fd = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(|e| anyhow!("signalfd: {}", e.desc()))?;

@@ -1,6 +1,7 @@
 //! The command line (clap) and the values it parses: MACs, rates,
-//! durations, the VXLAN triple. Checks that need the system (does the
-//! interface exist, is the CPU there) are the binary's.
+//! durations, the VXLAN triple, CPU lists. Checks that need the system
+//! (does the interface exist, does it have the queues, is the CPU there)
+//! are the binary's.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use vswitch::port::open::Backend;
 
 use super::frame::{FrameSpec, Vxlan, MAX_FLOWS, MAX_SIZE, MIN_SIZE};
 use super::rx::RxConfig;
-use super::tx::TxConfig;
+use super::tx::{Share, TxConfig};
 use super::MacAddr;
 
 /// Packet generator and sink over AF_XDP (AF_PACKET fallback).
@@ -40,15 +41,79 @@ pub struct PortArgs {
     /// Port backend: afxdp, afpacket, or auto (AF_XDP, else AF_PACKET).
     #[arg(long, default_value = "auto", value_parser = parse_backend)]
     pub backend: Backend,
-    /// Queue to bind (AF_XDP).
+    /// Queue to bind (AF_XDP); the first of --queues.
     #[arg(long, default_value_t = 0, value_name = "Q")]
     pub queue: u32,
-    /// Pin the thread to this CPU.
-    #[arg(long, value_name = "C")]
+    /// Use queues Q..Q+N-1, one AF_XDP socket and one thread each.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=MAX_QUEUES))]
+    pub queues: u32,
+    /// Pin the (one) thread to this CPU.
+    #[arg(long, value_name = "C", conflicts_with = "cpus")]
     pub cpu: Option<usize>,
+    /// Pin thread i (queue Q+i) to the i-th CPU of this list, modulo its
+    /// length (e.g. 0,1 or 0-3 or 0-3,8).
+    #[arg(long, value_name = "LIST", value_parser = parse_cpu_list)]
+    pub cpus: Option<CpuList>,
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Most `--queues`: more threads than this is a typo, not a benchmark.
+pub const MAX_QUEUES: i64 = 256;
+
+/// `--cpus`: CPU ids, in the order threads take them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CpuList(pub Vec<usize>);
+
+impl PortArgs {
+    /// The CPU thread `i` is pinned to, if any.
+    pub fn cpu_for(&self, i: usize) -> Option<usize> {
+        match &self.cpus {
+            Some(CpuList(l)) if !l.is_empty() => Some(l[i % l.len()]),
+            _ => self.cpu,
+        }
+    }
+
+    /// The queues to bind, in thread order.
+    pub fn queue_ids(&self) -> std::ops::Range<u32> {
+        self.queue..self.queue.saturating_add(self.queues)
+    }
+
+    /// The backend each socket opens with: several queues need AF_XDP
+    /// (`auto` then means AF_XDP, without the AF_PACKET fallback).
+    pub fn backend_for_queues(&self) -> Backend {
+        if self.queues > 1 && self.backend == Backend::Auto {
+            Backend::Afxdp
+        } else {
+            self.backend
+        }
+    }
+
+    /// What `--queues` cannot combine with, as the one-line error.
+    pub fn check_queues(&self) -> Result<(), String> {
+        let n = self.queues;
+        if self.queue.checked_add(n - 1).is_none() {
+            return Err(format!(
+                "--queue {} --queues {n}: past the last queue id",
+                self.queue
+            ));
+        }
+        if n == 1 {
+            return Ok(());
+        }
+        if let Some(c) = self.cpu {
+            return Err(format!(
+                "--cpu {c} pins one thread; with --queues {n} give --cpus LIST (thread i takes the i-th CPU)"
+            ));
+        }
+        if self.backend == Backend::Afpacket {
+            return Err(format!(
+                "--queues {n} needs AF_XDP (--backend afxdp or auto): an AF_PACKET socket is not bound to a queue"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// `pktgen send`.
@@ -176,6 +241,12 @@ impl SendArgs {
         if self.test_seq_gap.is_some() {
             return Err("--test-seq-gap is not available with --tx-mode live".to_string());
         }
+        if self.port.queues > 1 {
+            return Err(format!(
+                "--queues {} is not available with --tx-mode live (one BPF_PROG_RUN thread; queues do not apply)",
+                self.port.queues
+            ));
+        }
         Ok(())
     }
 
@@ -190,6 +261,7 @@ impl SendArgs {
                 Rate::Pps(r) => Some(r),
             },
             seq_gap_every: self.test_seq_gap,
+            share: Share::default(),
         }
     }
 }
@@ -267,6 +339,29 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// `--cpus`: comma-separated CPU ids and ranges (`0,1`, `0-3`, `0-3,8`),
+/// at most [`MAX_QUEUES`] of them.
+pub fn parse_cpu_list(s: &str) -> Result<CpuList, String> {
+    let bad = || format!("{s:?} is not a CPU list (e.g. 0,1 or 0-3)");
+    let mut out = Vec::new();
+    for part in s.split(',').map(str::trim) {
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (part, part),
+        };
+        let lo: usize = lo.parse().map_err(|_| bad())?;
+        let hi: usize = hi.parse().map_err(|_| bad())?;
+        if lo > hi {
+            return Err(format!("{s:?}: the range {lo}-{hi} runs backwards"));
+        }
+        if out.len() + (hi - lo) >= MAX_QUEUES as usize {
+            return Err(format!("{s:?}: more than {MAX_QUEUES} CPUs"));
+        }
+        out.extend(lo..=hi);
+    }
+    Ok(CpuList(out))
+}
+
 /// `--vxlan VNI,OUTER_SRC,OUTER_DST`.
 pub fn parse_vxlan(s: &str) -> Result<Vxlan, String> {
     let bad = || format!("{s:?} is not VNI,OUTER_SRC,OUTER_DST (e.g. 1,198.18.0.1,198.18.0.2)");
@@ -316,6 +411,12 @@ mod tests {
         let v = parse_vxlan("7,198.18.1.1,198.18.1.2").unwrap();
         assert_eq!(v.vni, 7);
         assert_eq!(v.outer_dst, Ipv4Addr::new(198, 18, 1, 2));
+        assert_eq!(parse_cpu_list("0,1"), Ok(CpuList(vec![0, 1])));
+        assert_eq!(parse_cpu_list("0-3"), Ok(CpuList(vec![0, 1, 2, 3])));
+        assert_eq!(parse_cpu_list("2-3,8, 1"), Ok(CpuList(vec![2, 3, 8, 1])));
+        for bad in ["", "x", "1,", "3-1", "0-100000", "-1", "1-"] {
+            assert!(parse_cpu_list(bad).is_err(), "{bad:?}");
+        }
         for bad in [
             "7",
             "7,1.1.1.1",
@@ -383,6 +484,8 @@ mod tests {
         assert!(live(&["--rate", "1k"]).check_live().is_ok());
         let e = live(&["--test-seq-gap", "10"]).check_live().unwrap_err();
         assert!(e.contains("--test-seq-gap") && e.contains("live"), "{e}");
+        let e = live(&["--queues", "2"]).check_live().unwrap_err();
+        assert!(e.contains("--queues 2") && e.contains("live"), "{e}");
         let both = Cli::try_parse_from([
             "pktgen",
             "sink",
@@ -394,5 +497,53 @@ mod tests {
             "1",
         ]);
         assert!(both.is_err());
+    }
+
+    fn sink(extra: &[&str]) -> Result<SinkArgs, clap::Error> {
+        let mut args = vec!["pktgen", "sink", "--iface", "v0"];
+        args.extend_from_slice(extra);
+        match Cli::try_parse_from(args)?.command {
+            Command::Sink(a) => Ok(a),
+            Command::Send(_) => panic!("not sink"),
+        }
+    }
+
+    #[test]
+    fn queues_and_cpu_lists() {
+        let a = sink(&[]).unwrap();
+        assert_eq!((a.port.queue_ids(), a.port.cpu_for(0)), (0..1, None));
+        assert_eq!(a.port.backend_for_queues(), Backend::Auto);
+        let a = sink(&["--queue", "2", "--queues", "3", "--cpus", "0,5"]).unwrap();
+        assert!(a.port.check_queues().is_ok());
+        assert_eq!(a.port.queue_ids(), 2..5);
+        let cpus: Vec<_> = (0..3).map(|i| a.port.cpu_for(i)).collect();
+        assert_eq!(cpus, [Some(0), Some(5), Some(0)]);
+        assert_eq!(a.port.backend_for_queues(), Backend::Afxdp);
+        let a = sink(&["--cpu", "3"]).unwrap();
+        assert_eq!(
+            (a.port.cpu_for(0), a.port.check_queues()),
+            (Some(3), Ok(()))
+        );
+        assert!(sink(&["--cpu", "3", "--cpus", "0,1"]).is_err());
+        assert!(sink(&["--queues", "0"]).is_err());
+        assert!(sink(&["--queues", "257"]).is_err());
+        let e = sink(&["--queues", "2", "--cpu", "1"])
+            .unwrap()
+            .port
+            .check_queues()
+            .unwrap_err();
+        assert!(e.contains("--cpus"), "{e}");
+        let e = sink(&["--queues", "2", "--backend", "afpacket"])
+            .unwrap()
+            .port
+            .check_queues()
+            .unwrap_err();
+        assert!(e.contains("AF_XDP"), "{e}");
+        let e = sink(&["--queue", "4294967295", "--queues", "2"])
+            .unwrap()
+            .port
+            .check_queues()
+            .unwrap_err();
+        assert!(e.contains("--queue 4294967295"), "{e}");
     }
 }

@@ -70,6 +70,17 @@ impl Histogram {
         self.sum += u128::from(v);
     }
 
+    /// Adds every value recorded in `o` (the histogram of both runs).
+    pub fn merge(&mut self, o: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(o.counts.iter()) {
+            *a += b;
+        }
+        self.total += o.total;
+        self.min = self.min.min(o.min);
+        self.max = self.max.max(o.max);
+        self.sum += o.sum;
+    }
+
     /// Number of values recorded.
     pub fn count(&self) -> u64 {
         self.total
@@ -148,6 +159,29 @@ mod tests {
         assert_eq!(h.quantile(0.0), Some(1));
         assert_eq!(h.quantile(1.0), Some(10_000));
         assert!((h.mean().unwrap() - 5_000.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn merging_is_recording_both() {
+        let (mut a, mut b, mut both) = (Histogram::new(), Histogram::new(), Histogram::new());
+        for v in 1..=5_000u64 {
+            a.record(v);
+            both.record(v);
+        }
+        for v in 5_001..=10_000u64 {
+            b.record(v * 3);
+            both.record(v * 3);
+        }
+        a.merge(&b);
+        a.merge(&Histogram::new());
+        assert_eq!(
+            (a.count(), a.min(), a.max()),
+            (both.count(), both.min(), both.max())
+        );
+        assert_eq!(a.mean(), both.mean());
+        for q in [0.0, 0.5, 0.99, 0.999, 1.0] {
+            assert_eq!(a.quantile(q), both.quantile(q));
+        }
     }
 
     #[test]

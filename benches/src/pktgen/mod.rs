@@ -18,7 +18,9 @@
 //!   the once-a-second progress lines;
 //! - [`xdp`]: the live-frame transmit mode (BPF_PROG_RUN) and `xdp-fwd`'s
 //!   redirect program;
-//! - [`cli`]: the command line and its checks.
+//! - [`cli`]: the command line and its checks;
+//! - [`parallel`] (here): several runs, one per queue and thread, with
+//!   one stop switch and one combined progress line.
 //!
 //! What it deliberately does not do: open sockets itself (the vswitch port
 //! backends do, AF_XDP or AF_PACKET), TCP or IPv6 probes, or compare clocks
@@ -37,6 +39,8 @@ pub mod xdp;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 /// An Ethernet address.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -97,6 +101,122 @@ pub trait Hooks {
 
     /// A progress line, about once a second.
     fn progress(&mut self, _line: &str) {}
+
+    /// The run's running totals, at every stop check (about every 10 ms),
+    /// for a coordinator that prints one line for several runs.
+    fn counters(&mut self, _c: Counters) {}
+}
+
+/// Running totals a run publishes through [`Hooks::counters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Frames sent or probes received so far.
+    pub frames: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Sink only: loss so far ([`tracker::Tracker::lost`] without a sent
+    /// count), as of the run's last progress tick (about once a second).
+    pub lost: u64,
+}
+
+/// One worker's published [`Counters`] (relaxed atomics: the coordinator
+/// only needs recent values, not a consistent snapshot).
+#[derive(Debug, Default)]
+struct Slot {
+    frames: AtomicU64,
+    bytes: AtomicU64,
+    lost: AtomicU64,
+}
+
+/// The hooks a [`parallel`] worker runs with: a shared stop switch, and
+/// its own slot for counters; progress lines are the coordinator's.
+struct Worker<'a> {
+    stop: &'a AtomicBool,
+    slot: &'a Slot,
+}
+
+impl Hooks for Worker<'_> {
+    fn stop(&mut self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn counters(&mut self, c: Counters) {
+        self.slot.frames.store(c.frames, Ordering::Relaxed);
+        self.slot.bytes.store(c.bytes, Ordering::Relaxed);
+        self.slot.lost.store(c.lost, Ordering::Relaxed);
+    }
+}
+
+/// Runs `work(i, input_i, hooks)` for every input on its own thread (the
+/// several-queue form of `send` and `sink`: one port, one queue, one
+/// thread each) and returns the results in input order.
+///
+/// The calling thread is the coordinator: every [`tx::CHECK_NS`] it asks
+/// `hooks` whether to stop and passes that on to every worker; about once
+/// a second it sums the workers' [`Counters`] and writes one progress line,
+/// `line(frames, bytes, ns, lost)` over the frames and bytes since the
+/// last one. A worker that returns an error stops the others (e.g. one
+/// thread could not be pinned), and the first error is returned. A worker
+/// that panics panics the coordinator once all have ended.
+pub fn parallel<I, R, W, L>(
+    inputs: Vec<I>,
+    hooks: &mut dyn Hooks,
+    line: L,
+    work: W,
+) -> Result<Vec<R>, String>
+where
+    I: Send,
+    R: Send,
+    W: Fn(usize, I, &mut dyn Hooks) -> Result<R, String> + Sync,
+    L: Fn(u64, u64, u64, u64) -> String,
+{
+    let stop = AtomicBool::new(false);
+    let slots: Vec<Slot> = inputs.iter().map(|_| Slot::default()).collect();
+    let results = std::thread::scope(|s| {
+        let handles: Vec<_> = inputs
+            .into_iter()
+            .zip(&slots)
+            .enumerate()
+            .map(|(i, (input, slot))| {
+                let (stop, work) = (&stop, &work);
+                s.spawn(move || {
+                    let mut w = Worker { stop, slot };
+                    let r = work(i, input, &mut w);
+                    if r.is_err() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    r
+                })
+            })
+            .collect();
+        let sum = |f: fn(&Slot) -> &AtomicU64| -> u64 {
+            slots.iter().map(|s| f(s).load(Ordering::Relaxed)).sum()
+        };
+        let mut tick = (mono_ns(), 0u64, 0u64);
+        while !handles.iter().all(|h| h.is_finished()) {
+            std::thread::sleep(Duration::from_nanos(tx::CHECK_NS));
+            if hooks.stop() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            let now = mono_ns();
+            if now - tick.0 >= tx::TICK_NS {
+                let (frames, bytes) = (sum(|s| &s.frames), sum(|s| &s.bytes));
+                let lost = sum(|s| &s.lost);
+                hooks.progress(&line(
+                    frames.saturating_sub(tick.1),
+                    bytes.saturating_sub(tick.2),
+                    now - tick.0,
+                    lost,
+                ));
+                tick = (now, frames, bytes);
+            }
+        }
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect::<Vec<_>>()
+    });
+    results.into_iter().collect()
 }
 
 /// Hooks that never stop a run and drop progress (tests).
@@ -125,6 +245,52 @@ mod tests {
         ] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn parallel_runs_every_input_and_sums_progress() {
+        struct Lines(Vec<String>);
+        impl Hooks for Lines {
+            fn progress(&mut self, line: &str) {
+                self.0.push(line.to_string());
+            }
+        }
+        let mut hooks = Lines(Vec::new());
+        let out = parallel(
+            vec![10u64, 20, 30],
+            &mut hooks,
+            |f, _, _, _| format!("frames {f}"),
+            |i, n, h| {
+                h.counters(Counters {
+                    frames: n,
+                    ..Counters::default()
+                });
+                std::thread::sleep(Duration::from_millis(1100));
+                Ok(i as u64 * 100 + n)
+            },
+        )
+        .unwrap();
+        assert_eq!(out, vec![10, 120, 230]);
+        assert_eq!(hooks.0, vec!["frames 60".to_string()]);
+    }
+
+    #[test]
+    fn a_failing_worker_stops_the_others() {
+        let r: Result<Vec<()>, String> = parallel(
+            vec![0, 1],
+            &mut Quiet,
+            |_, _, _, _| String::new(),
+            |i, _: i32, h| {
+                if i == 0 {
+                    return Err("cannot pin".to_string());
+                }
+                while !h.stop() {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ok(())
+            },
+        );
+        assert_eq!(r, Err("cannot pin".to_string()));
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! 1 Mpps are 0.48 Gb/s). The sink's rate is over the time between its
 //! first and last probe, so a sink started long before the sender still
 //! reports the rate it received at. Progress lines go to stderr.
+//!
+//! A run over several queues reports the totals, `queues`, and the part of
+//! each queue (`per_queue`: frames sent or probes received, in queue
+//! order; in the line only when there is more than one queue).
 
 use serde::Serialize;
 
@@ -71,6 +75,10 @@ pub struct SendSummary {
     pub iface: String,
     /// Port backend in use (`afxdp`, `afpacket`).
     pub backend: String,
+    /// Queues (and threads) the run used.
+    pub queues: usize,
+    /// Frames sent through each queue.
+    pub per_queue: Vec<u64>,
 }
 
 impl SendSummary {
@@ -87,13 +95,23 @@ impl SendSummary {
             flows,
             iface: iface.to_string(),
             backend: backend.to_string(),
+            queues: 1,
+            per_queue: vec![st.sent],
         }
+    }
+
+    /// The same summary for a run over several queues, `per_queue` the
+    /// frames each sent.
+    pub fn with_queues(mut self, per_queue: Vec<u64>) -> SendSummary {
+        self.queues = per_queue.len();
+        self.per_queue = per_queue;
+        self
     }
 
     /// `sent=5000000 pps=1002345 gbps=0.48 duration=4.99s ...`
     pub fn line(&self) -> String {
         format!(
-            "sent={} pps={} gbps={:.2} duration={:.2}s size={} flows={} refused={} iface={} backend={}",
+            "sent={} pps={} gbps={:.2} duration={:.2}s size={} flows={} refused={} queues={}{} iface={} backend={}",
             self.sent,
             self.pps,
             self.gbps,
@@ -101,6 +119,8 @@ impl SendSummary {
             self.size,
             self.flows,
             self.refused,
+            self.queues,
+            per_queue(&self.per_queue),
             self.iface,
             self.backend
         )
@@ -140,6 +160,10 @@ pub struct SinkSummary {
     pub iface: String,
     /// Port backend in use.
     pub backend: String,
+    /// Queues (and threads) the run used.
+    pub queues: usize,
+    /// Probes received on each queue.
+    pub per_queue: Vec<u64>,
     /// [`LATENCY_NOTE`].
     pub latency_note: &'static str,
 }
@@ -165,15 +189,25 @@ impl SinkSummary {
             max_us: t.latency.max().map(|v| round(v as f64 / 1e3, 2)),
             iface: iface.to_string(),
             backend: backend.to_string(),
+            queues: 1,
+            per_queue: vec![t.received],
             latency_note: LATENCY_NOTE,
         }
+    }
+
+    /// The same summary for a run over several queues (`t` merged from
+    /// all of them), `per_queue` the probes each received.
+    pub fn with_queues(mut self, per_queue: Vec<u64>) -> SinkSummary {
+        self.queues = per_queue.len();
+        self.per_queue = per_queue;
+        self
     }
 
     /// `received=... pps=... lost=... reordered=... p50_us=... ...`
     pub fn line(&self) -> String {
         let us = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.2}"));
         format!(
-            "received={} pps={} gbps={:.2} duration={:.2}s lost={} reordered={} duplicates={} foreign={} flows={} p50_us={} p99_us={} p999_us={} max_us={} iface={} backend={}",
+            "received={} pps={} gbps={:.2} duration={:.2}s lost={} reordered={} duplicates={} foreign={} flows={} p50_us={} p99_us={} p999_us={} max_us={} queues={}{} iface={} backend={}",
             self.received,
             self.pps,
             self.gbps,
@@ -187,10 +221,21 @@ impl SinkSummary {
             us(self.p99_us),
             us(self.p999_us),
             us(self.max_us),
+            self.queues,
+            per_queue(&self.per_queue),
             self.iface,
             self.backend
         )
     }
+}
+
+/// ` per_queue=a,b,...` when there is more than one queue, else nothing.
+fn per_queue(v: &[u64]) -> String {
+    if v.len() < 2 {
+        return String::new();
+    }
+    let parts: Vec<String> = v.iter().map(u64::to_string).collect();
+    format!(" per_queue={}", parts.join(","))
 }
 
 #[cfg(test)]
@@ -209,7 +254,19 @@ mod tests {
         let s = SendSummary::new(&st, 60, 1, "veth0", "afxdp");
         assert_eq!(
             s.line(),
-            "sent=5000000 pps=1002004 gbps=0.48 duration=4.99s size=60 flows=1 refused=7 iface=veth0 backend=afxdp"
+            "sent=5000000 pps=1002004 gbps=0.48 duration=4.99s size=60 flows=1 refused=7 queues=1 iface=veth0 backend=afxdp"
+        );
+        let two = s.clone().with_queues(vec![2_500_000, 2_500_000]);
+        assert!(
+            two.line()
+                .contains(" queues=2 per_queue=2500000,2500000 iface=veth0 "),
+            "{}",
+            two.line()
+        );
+        let j2: serde_json::Value = serde_json::to_value(&two).unwrap();
+        assert_eq!(
+            (j2["queues"].as_u64(), j2["per_queue"][1].as_u64()),
+            (Some(2), Some(2_500_000))
         );
         let j: serde_json::Value = serde_json::to_value(&s).unwrap();
         assert_eq!(j["sent"], 5_000_000);
@@ -242,6 +299,18 @@ mod tests {
         let empty = SinkSummary::new(&Tracker::new(), Some(10), "v", "afxdp");
         assert_eq!(empty.lost, 10);
         assert!(empty.line().contains("p50_us=- p99_us=- p999_us=-"));
+        assert!(
+            empty.line().contains(" queues=1 iface=v "),
+            "{}",
+            empty.line()
+        );
+        let two = s.with_queues(vec![1, 2]);
+        assert!(
+            two.line().contains(" queues=2 per_queue=1,2 iface=veth1 "),
+            "{}",
+            two.line()
+        );
+        assert_eq!(serde_json::to_value(&two).unwrap()["queues"], 2);
         assert!(serde_json::to_value(&empty).unwrap()["p50_us"].is_null());
     }
 

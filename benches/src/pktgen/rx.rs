@@ -8,7 +8,14 @@
 //! where the kernel does the veth receive work starves that work
 //! (notes/afxdp-veth.md §4), and the timeout keeps stop requests, the
 //! deadline and progress lines on time.
+//!
+//! Several sinks (one per queue and thread, [`sink_shared`]) each keep
+//! their own [`Tracker`], merged at the end ([`Tracker::merge`]), and
+//! share one budget of probes for `--count`: a burst's probes are claimed
+//! from it with one atomic operation, so together they record exactly
+//! `--count` probes.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use vswitch::pipeline::Batch;
@@ -18,7 +25,7 @@ use super::frame::parse_probe;
 use super::report::rx_progress_line;
 use super::tracker::Tracker;
 use super::tx::{CHECK_NS, TICK_NS};
-use super::{mono_ns, Hooks};
+use super::{mono_ns, Counters, Hooks};
 
 /// Empty polls before the loop blocks.
 const IDLE_SPINS: u32 = 64;
@@ -44,8 +51,23 @@ pub fn sink<P: Port + ?Sized>(
     cfg: &RxConfig,
     hooks: &mut dyn Hooks,
 ) -> (Tracker, u64) {
-    let mut pool = PacketPool::new(1024);
+    let budget = AtomicU64::new(cfg.count.unwrap_or(u64::MAX));
+    sink_shared(port, cfg, &budget, hooks)
+}
+
+/// [`sink`] for one of several sinks: `budget` holds the probes all of
+/// them may still record (`u64::MAX`: no `--count`) and `cfg.count` is
+/// ignored; every sink stops once it is spent.
+pub fn sink_shared<P: Port + ?Sized>(
+    port: &mut P,
+    cfg: &RxConfig,
+    budget: &AtomicU64,
+    hooks: &mut dyn Hooks,
+) -> (Tracker, u64) {
+    const POOL: u32 = 1024;
+    let mut pool = PacketPool::new(POOL);
     let mut batch = Batch::new(0);
+    let mut probes = Vec::with_capacity(POOL as usize);
     let mut t = Tracker::new();
     let fd = port.poll_fd();
     let start = mono_ns();
@@ -54,8 +76,10 @@ pub fn sink<P: Port + ?Sized>(
     let mut next_check = start + CHECK_NS;
     let mut tick = (start, 0u64, 0u64);
     let mut idle = 0u32;
+    // Loss as of the last tick: summing it costs a pass over every flow.
+    let mut lost = 0u64;
     loop {
-        if cfg.count.is_some_and(|c| t.received >= c) || deadline.is_some_and(|d| now >= d) {
+        if budget.load(Ordering::Relaxed) == 0 || deadline.is_some_and(|d| now >= d) {
             break;
         }
         if now >= next_check {
@@ -64,15 +88,17 @@ pub fn sink<P: Port + ?Sized>(
             }
             next_check = now + CHECK_NS;
             if now - tick.0 >= TICK_NS {
-                let line = rx_progress_line(
-                    t.received - tick.1,
-                    t.bytes - tick.2,
-                    now - tick.0,
-                    t.lost(None),
-                );
+                lost = t.lost(None);
+                let line =
+                    rx_progress_line(t.received - tick.1, t.bytes - tick.2, now - tick.0, lost);
                 hooks.progress(&line);
                 tick = (now, t.received, t.bytes);
             }
+            hooks.counters(Counters {
+                frames: t.received,
+                bytes: t.bytes,
+                lost,
+            });
         }
         let n = port.rx_burst(&mut pool, &mut batch);
         now = mono_ns();
@@ -93,21 +119,37 @@ pub fn sink<P: Port + ?Sized>(
             continue;
         }
         idle = 0;
-        let limit = cfg.count.unwrap_or(u64::MAX);
         for &d in batch.descs() {
-            // Frames past `--count` in the last burst are not looked at.
-            if t.received < limit {
-                let data = pool.data(d);
-                match parse_probe(data) {
-                    Some(p) => t.record(p, data.len(), now),
-                    None => t.foreign(),
-                }
+            let data = pool.data(d);
+            match parse_probe(data) {
+                Some(p) => probes.push((p, data.len())),
+                None => t.foreign(),
             }
             pool.free(d);
         }
         batch.clear();
+        // Probes past the budget (`--count`) in the last burst are dropped
+        // unrecorded.
+        let take = claim(budget, probes.len() as u64) as usize;
+        for &(p, len) in &probes[..take] {
+            t.record(p, len, now);
+        }
+        probes.clear();
     }
     (t, now - start)
+}
+
+/// Takes up to `n` from `budget`; returns how many it took.
+fn claim(budget: &AtomicU64, n: u64) -> u64 {
+    if n == 0 {
+        return 0;
+    }
+    match budget.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+        (left > 0).then(|| left - left.min(n))
+    }) {
+        Ok(left) => left.min(n),
+        Err(_) => 0,
+    }
 }
 
 #[cfg(test)]
@@ -155,6 +197,40 @@ mod tests {
         assert_eq!(t.latency.count(), 7);
         assert_eq!(t.foreign, 1);
         assert!(t.latency.max().unwrap() < 10_000_000_000);
+    }
+
+    #[test]
+    fn sinks_sharing_a_budget_record_exactly_the_count() {
+        let tpl = Template::new(&FrameSpec {
+            src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            dst_mac: MacAddr([2, 0, 0, 0, 0, 2]),
+            src_ip: Ipv4Addr::new(198, 18, 0, 1),
+            dst_ip: Ipv4Addr::new(198, 18, 0, 2),
+            dst_port: 9,
+            size: 60,
+            flows: 2,
+            vxlan: None,
+        })
+        .unwrap();
+        let budget = AtomicU64::new(150);
+        // The first sink ends on its duration, the second on the budget.
+        let cfg = RxConfig {
+            duration_ns: Some(50_000_000),
+            ..RxConfig::default()
+        };
+        let mut total = Tracker::new();
+        for flow in 0..2 {
+            let (mut port, link) = MemPort::new("m", 0);
+            for seq in 0..100 {
+                link.inject(&tpl.build(Stamp { flow, seq, ts: 0 }));
+            }
+            let (t, _) = sink_shared(&mut port, &cfg, &budget, &mut Quiet);
+            total.merge(&t);
+        }
+        assert_eq!(budget.load(Ordering::Relaxed), 0);
+        assert_eq!((total.received, total.flows()), (150, 2));
+        assert_eq!(total.lost(Some(200)), 50);
+        assert_eq!(claim(&budget, 5), 0);
     }
 
     #[test]

@@ -15,6 +15,18 @@
 //! after a flow's last received one are invisible that way, so when the
 //! number sent is known, `sent - distinct` is used instead.
 //!
+//! Several sinks (one per queue) each keep a tracker; [`Tracker::merge`]
+//! combines them. RSS (and veth, by the sender's queue) keeps a flow on
+//! one queue, so per-flow state is normally disjoint and the merge exact.
+//! A flow seen on two queues is merged by aligning the two windows at
+//! the higher `next`: a number marked in both is a **duplicate** (counted
+//! received twice, distinct once), distinct counts add up otherwise, so
+//! a flow split between queues without copies still shows exactly its
+//! loss. Limits: a number received on both queues more than 64 below the
+//! merged highest counts as distinct twice (loss then reads low, never
+//! below 0 per flow), and reordering *between* queues is not counted
+//! (each tracker saw only its own queue's order).
+//!
 //! Memory: flow ids index a table that grows to the largest id seen, up to
 //! [`MAX_FLOWS`]; a probe with a larger id is counted as foreign. Nothing
 //! is allocated per packet.
@@ -114,6 +126,31 @@ impl Tracker {
         }
     }
 
+    /// Adds tracker `o` (another queue's) to this one; see the module
+    /// documentation for a flow both saw.
+    pub fn merge(&mut self, o: &Tracker) {
+        if o.flows.len() > self.flows.len() {
+            self.flows.resize(o.flows.len(), FlowState::default());
+        }
+        for (a, &b) in self.flows.iter_mut().zip(&o.flows) {
+            let (merged, both) = merge_flow(*a, b);
+            *a = merged;
+            self.duplicates += both;
+        }
+        self.active_flows = self.flows.iter().filter(|f| f.distinct > 0).count() as u64;
+        self.received += o.received;
+        self.bytes += o.bytes;
+        self.reordered += o.reordered;
+        self.duplicates += o.duplicates;
+        self.foreign += o.foreign;
+        self.first_ns = match (self.first_ns, o.first_ns) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last_ns = self.last_ns.max(o.last_ns);
+        self.latency.merge(&o.latency);
+    }
+
     /// Counts a frame that is not a probe.
     #[inline]
     pub fn foreign(&mut self) {
@@ -147,6 +184,31 @@ impl Tracker {
     pub fn active_ns(&self) -> u64 {
         self.first_ns.map_or(0, |f| self.last_ns - f)
     }
+}
+
+/// One flow's state from two trackers, and how many numbers both had
+/// (within the window).
+fn merge_flow(a: FlowState, b: FlowState) -> (FlowState, u64) {
+    if b.distinct == 0 {
+        return (a, 0);
+    }
+    if a.distinct == 0 {
+        return (b, 0);
+    }
+    let (hi, lo) = if a.next >= b.next { (a, b) } else { (b, a) };
+    let shift = hi.next - lo.next;
+    let lo_window = if shift >= WINDOW {
+        0
+    } else {
+        lo.window << shift
+    };
+    let both = u64::from((hi.window & lo_window).count_ones());
+    let merged = FlowState {
+        next: hi.next,
+        window: hi.window | lo_window,
+        distinct: a.distinct + b.distinct - both,
+    };
+    (merged, both)
 }
 
 #[cfg(test)]
@@ -210,6 +272,46 @@ mod tests {
         feed(&mut t, 0, &[1]); // now a duplicate
         feed(&mut t, 0, &[0]); // back = 64: outside, taken as late
         assert_eq!((t.reordered, t.duplicates), (2, 1));
+    }
+
+    #[test]
+    fn merging_disjoint_flows_adds_up() {
+        let (mut a, mut b) = (Tracker::new(), Tracker::new());
+        feed(&mut a, 0, &[0, 1, 2, 4]);
+        feed(&mut b, 1, &[0, 1]);
+        feed(&mut b, 3, &[5]);
+        b.foreign();
+        a.merge(&b);
+        assert_eq!((a.received, a.flows(), a.distinct()), (7, 3, 7));
+        assert_eq!(a.lost(None), 1 + 5);
+        assert_eq!((a.duplicates, a.reordered, a.foreign), (0, 0, 1));
+        assert_eq!(a.latency.count(), 7);
+        let mut empty = Tracker::new();
+        empty.merge(&a);
+        assert_eq!((empty.received, empty.flows(), empty.lost(None)), (7, 3, 6));
+        assert_eq!(empty.first_ns, a.first_ns);
+    }
+
+    #[test]
+    fn a_flow_split_between_queues_merges_its_numbers() {
+        // Even numbers on one queue, odd on the other: each alone looks
+        // like 50 % loss, merged nothing is lost.
+        let (mut a, mut b) = (Tracker::new(), Tracker::new());
+        let evens: Vec<u64> = (0..100).step_by(2).collect();
+        let odds: Vec<u64> = (1..100).step_by(2).collect();
+        feed(&mut a, 0, &evens);
+        feed(&mut b, 0, &odds);
+        assert_eq!(a.lost(None), 49);
+        a.merge(&b);
+        assert_eq!((a.received, a.distinct(), a.lost(None)), (100, 100, 0));
+        assert_eq!((a.flows(), a.duplicates), (1, 0));
+        // The same numbers on both queues: the copies are duplicates.
+        let (mut c, mut d) = (Tracker::new(), Tracker::new());
+        feed(&mut c, 2, &[0, 1, 2, 3]);
+        feed(&mut d, 2, &[2, 3, 4]);
+        c.merge(&d);
+        assert_eq!((c.received, c.distinct(), c.duplicates), (7, 5, 2));
+        assert_eq!(c.lost(None), 0);
     }
 
     #[test]

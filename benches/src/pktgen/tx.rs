@@ -19,6 +19,15 @@
 //! other than a full buffer, e.g. ENETDOWN, which would show at the sink
 //! as one loss and one duplicate.)
 //!
+//! Several senders, one per queue and thread, split a run by flow: with
+//! `N` of them, sender `i` owns the flows `f` with `f % N == i` ([`Share`])
+//! and numbers its own frames the same way over those flows only: its
+//! frame `l` belongs to its `l % k`-th flow (of `k`) with sequence number
+//! `l / k`. [`Share::split`] gives sender `i` exactly the frames of its
+//! flows among the single sender's first `count`, so every flow carries
+//! exactly the numbers a single sender would have given it, in one
+//! thread, gap-free; the sink cannot tell the two apart except by timing.
+//!
 //! One timestamp is taken per batch: every frame of a batch carries the
 //! time the batch was built (a batch of 64 is built in well under a
 //! microsecond). At `--rate max` the loop never waits: refused frames
@@ -33,7 +42,7 @@ use vswitch::port::{PacketPool, Port};
 use super::frame::{Stamp, Template};
 use super::pace::{Pace, Pacer};
 use super::report::tx_progress_line;
-use super::{mono_ns, Hooks};
+use super::{mono_ns, Counters, Hooks};
 
 /// How often the stop hook is asked (ns).
 pub(crate) const CHECK_NS: u64 = 10_000_000;
@@ -60,9 +69,96 @@ pub struct TxConfig {
     /// Test only: skip one sequence number after every this many per flow,
     /// so a sink sees loss that did not happen.
     pub seq_gap_every: Option<u64>,
+    /// The flows this sender owns when several share a run.
+    pub share: Share,
 }
 
-/// What a send run did.
+/// Sender `index` of `of`: it owns flows `f` with `f % of == index`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Share {
+    /// This sender, `0..of`.
+    pub index: u32,
+    /// Senders in the run, at least 1.
+    pub of: u32,
+}
+
+impl Default for Share {
+    fn default() -> Share {
+        Share { index: 0, of: 1 }
+    }
+}
+
+impl Share {
+    /// How many of `0..n` this sender owns (`f % of == index`).
+    fn owned_below(&self, n: u64) -> u64 {
+        let (i, of) = (u64::from(self.index), u64::from(self.of.max(1)));
+        if n > i {
+            (n - i - 1) / of + 1
+        } else {
+            0
+        }
+    }
+
+    /// How many of `flows` flows this sender owns (0 when `flows <= index`).
+    pub fn flows(&self, flows: u32) -> u32 {
+        self.owned_below(u64::from(flows)) as u32
+    }
+
+    /// This sender's frames among a single sender's first `count` over
+    /// `flows` flows: whole rounds over its flows, plus its flows among
+    /// the last, partial round. The shares of `0..of` add up to `count`.
+    pub fn count(&self, count: u64, flows: u32) -> u64 {
+        let f = u64::from(flows.max(1));
+        (count / f) * u64::from(self.flows(flows)) + self.owned_below(count % f)
+    }
+
+    /// This sender's part of `rate`, in proportion to its flows (so every
+    /// flow keeps the rate a single sender would give it); the parts add
+    /// up to `rate`, except that a sender with flows gets at least 1 pps.
+    pub fn rate(&self, rate: u64, flows: u32) -> u64 {
+        let f = u128::from(flows.max(1));
+        // Flows owned by senders before this one, and up to this one.
+        let before: u128 = (0..self.index)
+            .map(|j| {
+                u128::from(
+                    Share {
+                        index: j,
+                        of: self.of,
+                    }
+                    .flows(flows),
+                )
+            })
+            .sum();
+        let upto = before + u128::from(self.flows(flows));
+        let part = (u128::from(rate) * upto / f - u128::from(rate) * before / f) as u64;
+        if self.flows(flows) > 0 {
+            part.max(1)
+        } else {
+            0
+        }
+    }
+
+    /// `cfg` for each of `n` senders over `flows` flows: count and rate
+    /// split as above, the duration shared.
+    pub fn split(cfg: &TxConfig, flows: u32, n: u32) -> Vec<TxConfig> {
+        (0..n.max(1))
+            .map(|index| {
+                let share = Share {
+                    index,
+                    of: n.max(1),
+                };
+                TxConfig {
+                    count: cfg.count.map(|c| share.count(c, flows)),
+                    rate: cfg.rate.map(|r| share.rate(r, flows)),
+                    share,
+                    ..cfg.clone()
+                }
+            })
+            .collect()
+    }
+}
+
+/// What a send run did; [`TxStats::add`] combines several senders.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct TxStats {
     /// Frames the port accepted.
@@ -76,7 +172,19 @@ pub struct TxStats {
     pub elapsed_ns: u64,
 }
 
-/// Sends probes from `tpl` through `port` until `cfg` or `hooks` says stop.
+impl TxStats {
+    /// Adds another sender's run of the same time: counts add up, the
+    /// elapsed time is the longer one (they started together).
+    pub fn add(&mut self, o: &TxStats) {
+        self.sent += o.sent;
+        self.bytes += o.bytes;
+        self.refused += o.refused;
+        self.elapsed_ns = self.elapsed_ns.max(o.elapsed_ns);
+    }
+}
+
+/// Sends probes from `tpl` through `port` until `cfg` or `hooks` says
+/// stop: all flows, or the ones `cfg.share` owns (none: returns at once).
 pub fn send<P: Port + ?Sized>(
     port: &mut P,
     tpl: &Template,
@@ -87,9 +195,15 @@ pub fn send<P: Port + ?Sized>(
     let mut pool = PacketPool::new(2 * batch + 64);
     let mut has_template = vec![false; pool.capacity() as usize];
     let mut descs = Vec::with_capacity(batch as usize);
-    let flows = u64::from(tpl.flows());
+    let share = cfg.share;
+    // This sender's flows: `first`, `first + stride`, ... (`owned` of them).
+    let owned = u64::from(share.flows(tpl.flows()));
+    let (first, stride) = (share.index, share.of.max(1));
     let len = tpl.len() as u16;
     let start = mono_ns();
+    if owned == 0 {
+        return TxStats::default();
+    }
     let deadline = cfg.duration_ns.map(|d| start.saturating_add(d));
     let mut pacer = cfg.rate.map(|r| Pacer::new(r, batch, start));
     let mut st = TxStats::default();
@@ -113,6 +227,11 @@ pub fn send<P: Port + ?Sized>(
                 break;
             }
             next_check = now + CHECK_NS;
+            hooks.counters(Counters {
+                frames: st.sent,
+                bytes: st.bytes,
+                lost: 0,
+            });
             if now - tick.0 >= TICK_NS {
                 let dt = now - tick.0;
                 hooks.progress(&tx_progress_line(st.sent - tick.1, st.bytes - tick.2, dt));
@@ -130,7 +249,7 @@ pub fn send<P: Port + ?Sized>(
             }
         }
         let ts = now as u32;
-        let (mut flow, mut seq) = (st.sent % flows, st.sent / flows);
+        let (mut nth, mut seq) = (st.sent % owned, st.sent / owned);
         for _ in 0..want {
             let Some(mut d) = pool.alloc() else { break };
             d.len = len;
@@ -147,15 +266,15 @@ pub fn send<P: Port + ?Sized>(
             tpl.patch(
                 buf,
                 Stamp {
-                    flow: flow as u32,
+                    flow: first + nth as u32 * stride,
                     seq: seq_out,
                     ts,
                 },
             );
             descs.push(d);
-            flow += 1;
-            if flow == flows {
-                flow = 0;
+            nth += 1;
+            if nth == owned {
+                nth = 0;
                 seq += 1;
             }
         }
@@ -247,6 +366,75 @@ mod tests {
                 "frame {g}"
             );
         }
+    }
+
+    #[test]
+    fn shares_split_count_and_rate_exactly_by_flow() {
+        for (flows, n) in [(8u32, 2u32), (8, 3), (3, 4), (1, 2), (70_000, 4)] {
+            for count in [0u64, 1, 7, 20_000, 20_003] {
+                let cfg = TxConfig {
+                    count: Some(count),
+                    rate: Some(20_000),
+                    ..TxConfig::default()
+                };
+                let parts = Share::split(&cfg, flows, n);
+                assert_eq!(parts.len(), n as usize);
+                let total: u64 = parts.iter().map(|c| c.count.unwrap()).sum();
+                assert_eq!(total, count, "{flows} flows, {n} senders");
+                let rate: u64 = parts.iter().map(|c| c.rate.unwrap()).sum();
+                assert_eq!(rate, 20_000, "{flows} flows, {n} senders");
+                let owners: u32 = parts.iter().map(|c| c.share.flows(flows)).sum();
+                assert_eq!(owners, flows);
+                // A sender without flows sends nothing and has no rate.
+                for c in &parts {
+                    if c.share.flows(flows) == 0 {
+                        assert_eq!((c.count, c.rate), (Some(0), Some(0)));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn several_senders_give_each_flow_the_single_senders_numbers() {
+        let tpl = template(8);
+        let one = TxConfig {
+            batch: 16,
+            count: Some(1003),
+            ..TxConfig::default()
+        };
+        let (mut port, link) = MemPort::new("m", 10_000);
+        send(&mut port, &tpl, &one, &mut Quiet);
+        let mut want: Vec<(u32, u64)> = link
+            .take_tx()
+            .iter()
+            .map(|f| parse_probe(f).map(|p| (p.flow, p.seq)).unwrap())
+            .collect();
+        want.sort_unstable();
+        let mut got = Vec::new();
+        for (i, cfg) in Share::split(&one, 8, 3).iter().enumerate() {
+            let (mut port, link) = MemPort::new("m", 10_000);
+            let st = send(&mut port, &tpl, cfg, &mut Quiet);
+            assert_eq!(Some(st.sent), cfg.count);
+            for f in link.take_tx() {
+                let p = parse_probe(&f).unwrap();
+                assert_eq!(p.flow % 3, i as u32, "sender {i} owns its flows only");
+                got.push((p.flow, p.seq));
+            }
+        }
+        got.sort_unstable();
+        assert_eq!(got, want);
+        // A sender with no flow returns at once.
+        let idle = TxConfig {
+            share: Share { index: 1, of: 2 },
+            ..one
+        };
+        let (mut port, link) = MemPort::new("m", 10_000);
+        assert_eq!(
+            send(&mut port, &template(1), &idle, &mut Quiet),
+            TxStats::default()
+        );
+        assert!(link.take_tx().is_empty());
     }
 
     /// Takes at most 10 frames per burst, in order, and keeps them.
