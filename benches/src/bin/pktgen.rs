@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! pktgen send --iface IF --dst-mac MAC --src-ip IP --dst-ip IP [--src-mac MAC] [--size 60]
-//!             [--count N | --duration S] [--rate PPS|max] [--flows N]
+//!             [--count N | --duration S] [--rate PPS|BITS|max] [--flows N]
 //!             [--vxlan VNI,OUTER_SRC,OUTER_DST] [--backend afxdp|afpacket|auto] [--queue Q]
 //!             [--queues N] [--cpu C | --cpus LIST] [--batch N] [--dst-port P]
 //!             [--tx-mode port|live] [--json]
@@ -103,6 +103,7 @@ fn send(a: &SendArgs, hooks: &mut Signals) -> Result<()> {
     let rate = match a.rate {
         Rate::Max => "max".to_string(),
         Rate::Pps(r) => format!("{r}pps"),
+        Rate::Bits(b) => format!("{b}bps ({}pps)", a.rate.pps(a.size).unwrap_or(0)),
     };
     if a.tx_mode == TxMode::Live {
         if let Some(cpu) = a.port.cpu_for(0) {

@@ -146,8 +146,9 @@ pub struct SendArgs {
     /// Stop after S seconds (e.g. 5, 0.5, 250ms).
     #[arg(long, value_name = "S", value_parser = parse_duration)]
     pub duration: Option<Duration>,
-    /// Frames per second (e.g. 100000, 250k, 1.5M) or max.
-    #[arg(long, default_value = "max", value_name = "PPS|max", value_parser = parse_rate)]
+    /// Frames per second (e.g. 100000, 250k, 1.5M), bits per second of
+    /// frame bytes (e.g. 1.5Gbps, 500Mbit), or max.
+    #[arg(long, default_value = "max", value_name = "PPS|BITS|max", value_parser = parse_rate)]
     pub rate: Rate,
     /// Number of flows: the UDP source port varies, and the source
     /// address too beyond 64512 flows.
@@ -216,6 +217,20 @@ pub enum Rate {
     Max,
     /// Frames per second.
     Pps(u64),
+    /// Bits per second of frame bytes (without FCS, as the summary's
+    /// `gbps` counts them); frames per second = this / (8 × `--size`).
+    Bits(u64),
+}
+
+impl Rate {
+    /// Frames per second for frames of `size` bytes (`None`: as fast as possible).
+    pub fn pps(self, size: usize) -> Option<u64> {
+        match self {
+            Rate::Max => None,
+            Rate::Pps(r) => Some(r),
+            Rate::Bits(b) => Some((b / (8 * size.max(1) as u64)).max(1)),
+        }
+    }
 }
 
 impl SendArgs {
@@ -256,10 +271,7 @@ impl SendArgs {
             batch: self.batch,
             count: self.count,
             duration_ns: self.duration.map(duration_ns),
-            rate: match self.rate {
-                Rate::Max => None,
-                Rate::Pps(r) => Some(r),
-            },
+            rate: self.rate.pps(self.size),
             seq_gap_every: self.test_seq_gap,
             share: Share::default(),
         }
@@ -299,25 +311,42 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     }
 }
 
-/// `--rate`: `max`, or a positive number with an optional k/M/G suffix.
+/// `--rate`: `max`; frames per second, a positive number with an optional
+/// k/M/G suffix (`250k`, `1.5M`); or bits per second of frame bytes with a
+/// `bps`/`bit` unit and an optional k/M/G prefix (`1.5Gbps`, `500Mbit`).
 pub fn parse_rate(s: &str) -> Result<Rate, String> {
     if s.eq_ignore_ascii_case("max") {
         return Ok(Rate::Max);
     }
-    let (num, mult) = match s.char_indices().last() {
-        Some((i, 'k' | 'K')) => (&s[..i], 1e3),
-        Some((i, 'm' | 'M')) => (&s[..i], 1e6),
-        Some((i, 'g' | 'G')) => (&s[..i], 1e9),
-        _ => (s, 1.0),
+    let bad = || format!("{s:?} is not a rate (e.g. 100000, 250k, 1.5M, 1.5Gbps or max)");
+    let lower = s.to_ascii_lowercase();
+    let (body, bits) = match lower
+        .strip_suffix("bps")
+        .or_else(|| lower.strip_suffix("bit"))
+    {
+        Some(b) => (b, true),
+        None => (lower.as_str(), false),
     };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a rate (e.g. 100000, 250k, 1.5M or max)"))?;
-    let pps = (v * mult).round();
-    if !(1.0..=1e12).contains(&pps) {
+    let (num, mult) = match body.char_indices().last() {
+        Some((i, 'k')) => (&body[..i], 1e3),
+        Some((i, 'm')) => (&body[..i], 1e6),
+        Some((i, 'g')) => (&body[..i], 1e9),
+        _ => (body, 1.0),
+    };
+    let v: f64 = num.parse().map_err(|_| bad())?;
+    let r = (v * mult).round();
+    if bits {
+        if !(1.0..=1e13).contains(&r) {
+            return Err(format!(
+                "{s:?}: the rate must be within 1 bit/s..=10 Tbit/s"
+            ));
+        }
+        return Ok(Rate::Bits(r as u64));
+    }
+    if !(1.0..=1e12).contains(&r) {
         return Err(format!("{s:?}: the rate must be within 1..=1e12 pps"));
     }
-    Ok(Rate::Pps(pps as u64))
+    Ok(Rate::Pps(r as u64))
 }
 
 /// `--duration`: seconds (`5`, `0.5`, `5s`) or milliseconds (`250ms`).
@@ -396,7 +425,16 @@ mod tests {
         assert_eq!(parse_rate("100000"), Ok(Rate::Pps(100_000)));
         assert_eq!(parse_rate("250k"), Ok(Rate::Pps(250_000)));
         assert_eq!(parse_rate("1.5M"), Ok(Rate::Pps(1_500_000)));
-        for bad in ["", "0", "-5", "fast", "1.5x", "k"] {
+        assert_eq!(parse_rate("1.5Gbps"), Ok(Rate::Bits(1_500_000_000)));
+        assert_eq!(parse_rate("500mbit"), Ok(Rate::Bits(500_000_000)));
+        assert_eq!(parse_rate("64kbps"), Ok(Rate::Bits(64_000)));
+        // 1 Gbit/s of 1000-byte frames is 125,000 frames/s.
+        assert_eq!(Rate::Bits(1_000_000_000).pps(1000), Some(125_000));
+        assert_eq!(Rate::Bits(1).pps(1514), Some(1));
+        assert_eq!(Rate::Max.pps(60), None);
+        for bad in [
+            "", "0", "-5", "fast", "1.5x", "k", "gbps", "0bps", "1.5xbps",
+        ] {
             assert!(parse_rate(bad).is_err(), "{bad:?}");
         }
         assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
