@@ -11,8 +11,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 bash scripts/setup.sh
-cargo build --release --locked -q --bins
-BIN="$PWD/target/release"
+# DEMO_PROFILE=debug uses the debug build (scripts/test.sh runs the demo that way).
+if [ "${DEMO_PROFILE:-release}" = debug ]; then
+    cargo build --locked -q --bins
+    BIN="$PWD/target/debug"
+else
+    cargo build --release --locked -q --bins
+    BIN="$PWD/target/release"
+fi
 
 NODE=vsw-demo-node
 NODE2=vsw-demo-node2

@@ -16,3 +16,5 @@ echo "== cargo test"
 cargo test --workspace --locked
 echo "== benches compile"
 cargo bench --workspace --no-run --locked
+echo "== the demo (README's main job), on the debug build"
+DEMO_PROFILE=debug bash scripts/demo.sh
