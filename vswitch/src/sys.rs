@@ -12,6 +12,12 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 /// Blocks until one of `fds` is readable or `timeout_ms` passes. Returns the
 /// number of ready fds (0 on timeout); EINTR counts as a timeout.
 pub fn poll_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<usize> {
+    poll_ready(fds, timeout_ms).map(|m| m.count_ones() as usize)
+}
+
+/// Like [`poll_readable`], but says which: bit `i` is set when `fds[i]` is
+/// readable (or in error) (only the first 64 fds are polled).
+pub fn poll_ready(fds: &[RawFd], timeout_ms: i32) -> io::Result<u64> {
     let mut pfds = [libc::pollfd {
         fd: -1,
         events: 0,
@@ -32,7 +38,11 @@ pub fn poll_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<usize> {
         }
         return Err(e);
     }
-    Ok(r as usize)
+    Ok(pfds[..n]
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.revents != 0)
+        .fold(0u64, |m, (i, _)| m | 1 << i))
 }
 
 /// A non-blocking eventfd used as a doorbell.
@@ -94,8 +104,11 @@ mod tests {
     fn eventfd_wakes_poll() {
         let e = EventFd::new().unwrap();
         assert_eq!(poll_readable(&[e.raw()], 0).unwrap(), 0);
+        assert_eq!(poll_ready(&[e.raw(), e.raw()], 0).unwrap(), 0);
         e.ring();
         assert_eq!(poll_readable(&[e.raw()], 1000).unwrap(), 1);
+        let quiet = EventFd::new().unwrap();
+        assert_eq!(poll_ready(&[quiet.raw(), e.raw()], 0).unwrap(), 0b10);
         e.clear();
         assert_eq!(poll_readable(&[e.raw()], 0).unwrap(), 0);
     }
