@@ -443,6 +443,35 @@ fn veth_loopback_counts_every_frame_and_finds_loss() {
         "{rx}"
     );
 
+    // Destinations spread over ports and addresses: every probe still counted.
+    let (tx, rx) = run_pair(
+        &v,
+        "afxdp",
+        &["--count", "3000"],
+        &[
+            "--count",
+            "3000",
+            "--rate",
+            "50000",
+            "--flows",
+            "12",
+            "--dst-ports",
+            "3",
+            "--dst-ips",
+            "2",
+        ],
+    );
+    assert_eq!(tx["sent"], 3000, "{tx}");
+    assert_eq!(
+        (
+            rx["received"].as_u64(),
+            rx["lost"].as_u64(),
+            rx["flows"].as_u64()
+        ),
+        (Some(3000), Some(0), Some(12)),
+        "{rx}"
+    );
+
     // The AF_PACKET backend, and a sink told the sent count (tail loss).
     let (tx, rx) = run_pair(
         &v,
@@ -586,6 +615,17 @@ fn live_mode_and_xdp_fwd_refuse_bad_arguments_in_one_line() {
         &["--test-seq-gap", "live"],
     );
     expect_error(&send_args(&[("--tx-mode", "fast")]), 2, &["fast"]);
+    expect_error(
+        &send_args(&[("--tx-mode", "live"), ("--dst-ports", "2")]),
+        2,
+        &["--dst-ports", "live"],
+    );
+    expect_error(
+        &send_args(&[("--dst-port", "65535"), ("--dst-ports", "2")]),
+        1,
+        &["--dst-ports 2", "65535"],
+    );
+    expect_error(&send_args(&[("--dst-ips", "0")]), 2, &["--dst-ips"]);
     let missing = format!("pgnope{}", std::process::id() % 100_000);
     expect_error(
         &send_args(&[("--iface", &missing), ("--tx-mode", "live")]),

@@ -5,6 +5,7 @@
 //!             [--count N | --duration S] [--rate PPS|BITS|max] [--flows N]
 //!             [--vxlan VNI,OUTER_SRC,OUTER_DST] [--backend afxdp|afpacket|auto] [--queue Q]
 //!             [--queues N] [--cpu C | --cpus LIST] [--batch N] [--dst-port P]
+//!             [--dst-ports N] [--dst-ips N]
 //!             [--tx-mode port|live] [--json]
 //! pktgen sink --iface IF [--count N | --duration S] [--expect N] [--backend ...] [--queue Q]
 //!             [--queues N] [--cpu C | --cpus LIST] [--json]

@@ -154,6 +154,14 @@ pub struct SendArgs {
     /// address too beyond 64512 flows.
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_FLOWS)))]
     pub flows: u32,
+    /// Spread the flows over N destination ports, --dst-port upward
+    /// (flow f: --dst-port + f % N).
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65535))]
+    pub dst_ports: u32,
+    /// Spread the flows over N destination addresses, --dst-ip upward
+    /// (flow f: --dst-ip + (f / --dst-ports) % N).
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_FLOWS)))]
+    pub dst_ips: u32,
     /// Wrap each frame in VXLAN: VNI,OUTER_SRC,OUTER_DST.
     #[arg(long, value_name = "VNI,OUTER_SRC,OUTER_DST", value_parser = parse_vxlan)]
     pub vxlan: Option<Vxlan>,
@@ -244,6 +252,8 @@ impl SendArgs {
             dst_port: self.dst_port,
             size: self.size,
             flows: self.flows,
+            dst_ports: self.dst_ports,
+            dst_ips: self.dst_ips,
             vxlan: self.vxlan,
         }
     }
@@ -255,6 +265,12 @@ impl SendArgs {
         }
         if self.test_seq_gap.is_some() {
             return Err("--test-seq-gap is not available with --tx-mode live".to_string());
+        }
+        if self.dst_ports > 1 || self.dst_ips > 1 {
+            return Err(
+                "--dst-ports/--dst-ips are not available with --tx-mode live (its XDP program varies the source only)"
+                    .to_string(),
+            );
         }
         if self.port.queues > 1 {
             return Err(format!(

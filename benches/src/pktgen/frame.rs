@@ -28,7 +28,10 @@
 //! instructions per frame whatever the frame size.
 //!
 //! Flows: flow `f` uses UDP source port `1024 + f % 64512` and source
-//! address `src_ip + f / 64512`, so every flow is a distinct 5-tuple; with
+//! address `src_ip + f / 64512`, so every flow is a distinct 5-tuple. The
+//! destination can vary too (`--dst-ports P`, `--dst-ips D`): port
+//! `dst_port + f % P` and address `dst_ip + (f / P) % D`; the template then
+//! leaves them zero and the patch writes them like the source fields. With
 //! VXLAN the outer UDP source port also varies (`49152 + f % 16384`) as a
 //! VTEP's flow-hash port would. Outer UDP checksums are zero (RFC 7348).
 
@@ -95,6 +98,10 @@ pub struct FrameSpec {
     pub size: usize,
     /// Number of flows (distinct 5-tuples), 1..=[`MAX_FLOWS`].
     pub flows: u32,
+    /// Destination ports flows spread over (`dst_port..dst_port + n`), >= 1.
+    pub dst_ports: u32,
+    /// Destination addresses flows spread over (`dst_ip..dst_ip + n`), >= 1.
+    pub dst_ips: u32,
     /// Optional VXLAN encapsulation.
     pub vxlan: Option<Vxlan>,
 }
@@ -111,6 +118,12 @@ pub enum SpecError {
     /// `--flows N` out of range
     #[error("--flows {0}: must be within 1..={MAX_FLOWS}")]
     Flows(u32),
+    /// `--dst-ports N` out of range
+    #[error("--dst-ports {0}: must be at least 1 and keep the last port (--dst-port + N - 1) within 65535")]
+    DstPorts(u32),
+    /// `--dst-ips N` out of range
+    #[error("--dst-ips {0}: must be at least 1 and keep the last address (--dst-ip + N - 1) within 255.255.255.255")]
+    DstIps(u32),
     /// VNI wider than 24 bits
     #[error("VXLAN VNI {0} does not fit 24 bits")]
     Vni(u32),
@@ -147,6 +160,13 @@ pub struct Template {
     udp_sum: u32,
     src_ip: u32,
     flows: u32,
+    /// Destination port and address of flow 0, and how many of each the
+    /// flows spread over; with `vary_dst`, both are patched per frame.
+    dst_port: u16,
+    dst_ip: u32,
+    dst_ports: u32,
+    dst_ips: u32,
+    vary_dst: bool,
 }
 
 /// Adds the big-endian 16-bit words of `b` (even length) to `sum`.
@@ -226,6 +246,23 @@ impl Template {
         if !(1..=MAX_FLOWS).contains(&spec.flows) {
             return Err(SpecError::Flows(spec.flows));
         }
+        if spec.dst_ports == 0 || u32::from(spec.dst_port) + (spec.dst_ports - 1) > 0xffff {
+            return Err(SpecError::DstPorts(spec.dst_ports));
+        }
+        if spec.dst_ips == 0
+            || u32::from(spec.dst_ip)
+                .checked_add(spec.dst_ips - 1)
+                .is_none()
+        {
+            return Err(SpecError::DstIps(spec.dst_ips));
+        }
+        let vary_dst = spec.dst_ports > 1 || spec.dst_ips > 1;
+        // Varying destinations are patched per frame: zero in the template.
+        let (t_dst_ip, t_dst_port) = if vary_dst {
+            (Ipv4Addr::UNSPECIFIED, 0)
+        } else {
+            (spec.dst_ip, spec.dst_port)
+        };
         let mut b = vec![0u8; spec.size];
         let (inner_at, outer_udp) = match &spec.vxlan {
             None => (0, None),
@@ -259,12 +296,12 @@ impl Template {
             Some(_) => (INNER_SRC_MAC, INNER_DST_MAC),
         };
         let udp_len = spec.size - inner_at - 14 - 20;
-        let ip_sum = write_headers(&mut b, inner_at, macs, spec.dst_ip, spec.dst_port, udp_len);
+        let ip_sum = write_headers(&mut b, inner_at, macs, t_dst_ip, t_dst_port, udp_len);
         let ip = inner_at + 14;
         let udp = ip + 20;
         b[udp + 8..udp + 10].copy_from_slice(&MAGIC.to_be_bytes());
         // Pseudo-header (source address zero) + UDP header + payload.
-        let mut udp_sum = add_words(0, &spec.dst_ip.octets());
+        let mut udp_sum = add_words(0, &t_dst_ip.octets());
         udp_sum += 17 + udp_len as u32;
         let udp_sum = add_words(udp_sum, &b[udp..]);
         Ok(Template {
@@ -276,6 +313,11 @@ impl Template {
             udp_sum,
             src_ip: u32::from(spec.src_ip),
             flows: spec.flows,
+            dst_port: spec.dst_port,
+            dst_ip: u32::from(spec.dst_ip),
+            dst_ports: spec.dst_ports,
+            dst_ips: spec.dst_ips,
+            vary_dst,
         })
     }
 
@@ -322,12 +364,20 @@ impl Template {
         buf[p + 2..p + 6].copy_from_slice(&s.flow.to_be_bytes());
         buf[p + 6..p + 14].copy_from_slice(&s.seq.to_be_bytes());
         buf[p + 14..p + 18].copy_from_slice(&s.ts.to_be_bytes());
-        let sum = self.udp_sum
+        let mut sum = self.udp_sum
             + words32(sip)
             + u32::from(sport)
             + words32(s.flow)
             + words64(s.seq)
             + words32(s.ts);
+        if self.vary_dst {
+            let (dport, dip) = self.dst_of(s.flow);
+            buf[ip + 16..ip + 20].copy_from_slice(&dip.to_be_bytes());
+            buf[udp + 2..udp + 4].copy_from_slice(&dport.to_be_bytes());
+            let ip_csum = !(fold(self.ip_sum + words32(sip) + words32(dip)) as u16);
+            buf[ip + 10..ip + 12].copy_from_slice(&ip_csum.to_be_bytes());
+            sum += words32(dip) + u32::from(dport);
+        }
         let mut csum = !(fold(sum) as u16);
         if csum == 0 {
             // Zero means "no checksum" in UDP over IPv4.
@@ -338,6 +388,19 @@ impl Template {
             let osport = OUTER_SPORT_BASE + (s.flow % OUTER_SPORTS) as u16;
             buf[o..o + 2].copy_from_slice(&osport.to_be_bytes());
         }
+    }
+
+    /// Whether the destination varies per flow (`--dst-ports`/`--dst-ips`).
+    pub fn varies_dst(&self) -> bool {
+        self.vary_dst
+    }
+
+    /// Destination port and address of flow `f`.
+    #[inline]
+    pub fn dst_of(&self, f: u32) -> (u16, u32) {
+        let port = self.dst_port + (f % self.dst_ports) as u16;
+        let ip = self.dst_ip + (f / self.dst_ports) % self.dst_ips;
+        (port, ip)
     }
 
     /// A complete frame for `s` (tests and one-off use).
@@ -413,8 +476,56 @@ mod tests {
             dst_port: 9,
             size,
             flows,
+            dst_ports: 1,
+            dst_ips: 1,
             vxlan,
         }
+    }
+
+    #[test]
+    fn destinations_vary_over_their_ranges_with_valid_checksums() {
+        let mut sp = spec(60, 1000, None);
+        (sp.dst_ports, sp.dst_ips) = (3, 2);
+        let t = Template::new(&sp).unwrap();
+        assert!(t.varies_dst());
+        let mut buf = vec![0u8; 60];
+        t.write(&mut buf);
+        let mut seen = std::collections::HashSet::new();
+        for flow in 0..12u32 {
+            let s = Stamp {
+                flow,
+                seq: 5,
+                ts: 9,
+            };
+            t.patch(&mut buf, s);
+            assert_eq!(buf, t.build(s));
+            check_inner(&buf);
+            let p = SlicedPacket::from_ethernet(&buf).unwrap();
+            let Some(NetSlice::Ipv4(ip)) = p.net else {
+                panic!()
+            };
+            let Some(TransportSlice::Udp(udp)) = p.transport else {
+                panic!()
+            };
+            let (dip, dport) = (
+                Ipv4Addr::from(ip.header().destination()),
+                udp.destination_port(),
+            );
+            assert_eq!(dport, 9 + (flow % 3) as u16);
+            assert_eq!(u32::from(dip), 0xc612_0002 + (flow / 3) % 2);
+            seen.insert((dip, dport));
+            assert_eq!(parse_probe(&buf), Some(s));
+        }
+        assert_eq!(seen.len(), 6, "3 ports x 2 addresses");
+        // Without spreading, the template is what it always was.
+        assert!(!Template::new(&spec(60, 10, None)).unwrap().varies_dst());
+        let mut bad = spec(60, 10, None);
+        bad.dst_ports = 0;
+        assert_eq!(Template::new(&bad).unwrap_err(), SpecError::DstPorts(0));
+        (bad.dst_ports, bad.dst_port) = (2, 65535);
+        assert_eq!(Template::new(&bad).unwrap_err(), SpecError::DstPorts(2));
+        (bad.dst_ports, bad.dst_ips, bad.dst_ip) = (1, 2, Ipv4Addr::BROADCAST);
+        assert_eq!(Template::new(&bad).unwrap_err(), SpecError::DstIps(2));
     }
 
     /// (IPv4 checksum ok, UDP checksum ok, source, source port, payload)

@@ -170,6 +170,8 @@ mod tests {
             dst_port: 9,
             size: 60,
             flows: 2,
+            dst_ports: 1,
+            dst_ips: 1,
             vxlan: None,
         })
         .unwrap();
@@ -209,6 +211,8 @@ mod tests {
             dst_port: 9,
             size: 60,
             flows: 2,
+            dst_ports: 1,
+            dst_ips: 1,
             vxlan: None,
         })
         .unwrap();

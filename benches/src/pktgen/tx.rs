@@ -341,6 +341,8 @@ mod tests {
             dst_port: 9,
             size: 64,
             flows,
+            dst_ports: 1,
+            dst_ips: 1,
             vxlan: None,
         })
         .unwrap()

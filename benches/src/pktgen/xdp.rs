@@ -604,6 +604,8 @@ mod tests {
             dst_port: 9,
             size,
             flows,
+            dst_ports: 1,
+            dst_ips: 1,
             vxlan,
         }
     }
