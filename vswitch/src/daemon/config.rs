@@ -541,6 +541,25 @@ impl Config {
                 ));
             }
         }
+        // Without node.vtep_ip and node.uplink the node is a plain learning
+        // switch with no node model: remote nodes and Services would be
+        // silently ignored, so they are refused.
+        let overlay = n.vtep_ip.is_some() || n.uplink.is_some();
+        if !overlay {
+            let what = if !self.remote_nodes.is_empty() {
+                Some("remote_nodes[0]")
+            } else if !self.services.is_empty() {
+                Some("services[0]")
+            } else {
+                None
+            };
+            if let Some(key) = what {
+                return Err(invalid(
+                    key,
+                    "needs an overlay node: set node.vtep_ip and node.uplink (without them the node is a plain learning switch)",
+                ));
+            }
+        }
         for (i, s) in self.services.iter().enumerate() {
             if !["tcp", "udp"].contains(&s.protocol.as_str()) {
                 return Err(invalid(
@@ -717,6 +736,20 @@ backends = ["10.244.1.5:8080", "10.244.2.7:8080"]
         )
         .unwrap_err();
         assert!(e.to_string().contains("vtep_mac"), "{e}");
+        let plain = FULL
+            .replace("vtep_ip = \"198.18.0.1\"\n", "")
+            .replace("uplink = \"eth0\"\n", "");
+        let e = Config::parse(&plain).unwrap_err();
+        assert!(
+            e.to_string().contains("remote_nodes[0]") && e.to_string().contains("overlay"),
+            "{e}"
+        );
+        let no_remotes = plain.replace(
+            "[[remote_nodes]]\nname = \"node-b\"\npod_cidr = \"10.244.2.0/24\"\nvtep_ip = \"198.18.0.2\"\nvtep_mac = \"aa:bb:cc:00:00:02\"\n",
+            "",
+        );
+        let e = Config::parse(&no_remotes).unwrap_err();
+        assert!(e.to_string().contains("services[0]"), "{e}");
         let e = Config::parse("[node]\nname='n'\n").unwrap_err();
         assert!(e.to_string().contains("pod_cidr"), "{e}");
     }
