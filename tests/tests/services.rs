@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use vswitch_e2e::{require_root, serial, sh, tag, wait_for, Netns, Node};
+use vswitch_e2e::{require_root, serial, sh, tag, wait_for, Netns, Node, Pod};
 
 fn script(name: &str) -> String {
     format!("{}/scripts/{name}", env!("CARGO_MANIFEST_DIR"))
@@ -52,6 +52,33 @@ fn counts(lines: &str) -> BTreeMap<String, usize> {
     m
 }
 
+/// A `svc_server.py` backend named `name` on port 8080 of `pod`, listening
+/// when this returns; stopped when dropped (also when a test fails).
+struct Server(std::process::Child);
+
+fn serve(pod: &Pod, name: &str) -> Server {
+    let child = pod.ns.spawn(&format!(
+        "exec python3 {} {name} {} 8080",
+        script("svc_server.py"),
+        pod.ip
+    ));
+    assert!(
+        wait_for(Duration::from_secs(5), || pod
+            .ns
+            .ok("ss -ltn | grep -q :8080")),
+        "backend {name} listens on {}:8080",
+        pod.ip
+    );
+    Server(child)
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn cluster_ip_balances_over_two_nodes_and_keeps_established_connections() {
     if !require_root("cluster_ip_balances_over_two_nodes_and_keeps_established_connections") {
@@ -65,21 +92,7 @@ fn cluster_ip_balances_over_two_nodes_and_keeps_established_connections() {
     let client = a.pod(&tag("scl"));
     let be1 = a.pod(&tag("sb1"));
     let be2 = b.pod(&tag("sb2"));
-    let mut servers = vec![
-        be1.ns.spawn(&format!(
-            "exec python3 {} be1 {} 8080",
-            script("svc_server.py"),
-            be1.ip
-        )),
-        be2.ns.spawn(&format!(
-            "exec python3 {} be2 {} 8080",
-            script("svc_server.py"),
-            be2.ip
-        )),
-    ];
-    assert!(wait_for(Duration::from_secs(5), || {
-        be1.ns.ok("ss -ltn | grep -q :8080") && be2.ns.ok("ss -ltn | grep -q :8080")
-    }));
+    let _servers = (serve(&be1, "be1"), serve(&be2, "be2"));
     // The Service, on the client's node (kube-proxy style: every node knows every Service).
     a.vswitchd.ofctl(&[
         "add-service",
@@ -154,10 +167,6 @@ fn cluster_ip_balances_over_two_nodes_and_keeps_established_connections() {
         "timeout 8 python3 {} ids 10.96.0.10 80 1",
         script("svc_client.py")
     )));
-    for s in &mut servers {
-        let _ = s.kill();
-        let _ = s.wait();
-    }
 }
 
 #[test]
@@ -178,14 +187,7 @@ fn a_full_conntrack_table_refuses_new_connections_but_keeps_established_ones() {
     let _b = node(nb, 62, 12, 2, 1, 61);
     let client = a.pod(&tag("fcl"));
     let be = a.pod(&tag("fbe"));
-    let mut server = be.ns.spawn(&format!(
-        "exec python3 {} be {} 8080",
-        script("svc_server.py"),
-        be.ip
-    ));
-    assert!(wait_for(Duration::from_secs(5), || be
-        .ns
-        .ok("ss -ltn | grep -q :8080")));
+    let _server = serve(&be, "be");
     a.vswitchd.ofctl(&[
         "add-service",
         "default/full",
@@ -217,8 +219,6 @@ fn a_full_conntrack_table_refuses_new_connections_but_keeps_established_ones() {
         s.contains("received 2000000 intact"),
         "the established transfer completes: {s}"
     );
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 #[test]
@@ -237,14 +237,7 @@ fn hairpin_a_pod_reaching_itself_through_its_service() {
     );
     let be = a.pod(&tag("hbe"));
     let other = a.pod(&tag("hot"));
-    let mut server = be.ns.spawn(&format!(
-        "exec python3 {} be {} 8080",
-        script("svc_server.py"),
-        be.ip
-    ));
-    assert!(wait_for(Duration::from_secs(5), || be
-        .ns
-        .ok("ss -ltn | grep -q :8080")));
+    let _server = serve(&be, "be");
     // The pod is the Service's only endpoint: every connection it makes to
     // the VIP lands on itself.
     a.vswitchd.ofctl(&[
@@ -310,6 +303,4 @@ fn hairpin_a_pod_reaching_itself_through_its_service() {
         ct.contains(&format!("src={}", be.ip)) && ct.contains(&format!("dst={}", a.gateway)),
         "{ct}"
     );
-    let _ = server.kill();
-    let _ = server.wait();
 }
