@@ -30,6 +30,9 @@
 #                          spaced small batches, where live frames come in 10 ms bursts);
 #                          the sink runs SCHED_FIFO LAT_SINK_FIFO (10; empty: not) so
 #                          it is not queued behind the generator on their shared core
+#        ndr               pseudo-DUT: zero-loss rate (loss <= NDR_LOSS, 0.1 %) of NDR_DUTS
+#                          (bridge vswitch-normal vswitch-p2p) by bisection of the paced
+#                          AF_XDP sender's rate between NDR_LO and NDR_HI pps, NDR_STEPS steps
 #        scale             pseudo-DUT: runs benches/scale.sh (flows, connections,
 #                          Services curves) after everything else, same RUNS/DURATION/OUT
 # OVS and DPDK are installed with apt when missing; a DUT whose software
@@ -52,6 +55,8 @@ ALL_DUTS=(bridge vswitch-normal vswitch-p2p vswitch-vxlan vswitch-vxlan-encap vs
 DUTS=("$@"); [ ${#DUTS[@]} -gt 0 ] || DUTS=("${ALL_DUTS[@]}" latency scale)
 SIZES=${SIZES:-"60 1514"}; FLOWS=${FLOWS:-64}; RATE=${RATE:-max}
 LAT_LOAD=${LAT_LOAD:-0.5}; LAT_RATE=${LAT_RATE:-}; LAT_SINK_FIFO=${LAT_SINK_FIFO-10}
+NDR_DUTS=${NDR_DUTS:-"bridge vswitch-normal vswitch-p2p"}; NDR_LO=${NDR_LO:-50000}; NDR_HI=${NDR_HI:-1600000}
+NDR_STEPS=${NDR_STEPS:-7}; NDR_LOSS=${NDR_LOSS:-0.001}
 CMDLINE="SIZES=\"$SIZES\" RUNS=${RUNS:-3} DURATION=${DURATION:-5} $0 $*"
 # shellcheck source=benches/lib.sh
 . benches/lib.sh
@@ -60,7 +65,7 @@ HDR="inv,phase,dut,size,run,rate,flows,sent_pps,delivered_pps,lost,p50_us,p99_us
 if [ -f "$CSV" ] && [ "$(head -1 "$CSV")" != "$HDR" ]; then mv "$CSV" "$CSV.old-$(date +%s)"; fi
 [ -f "$CSV" ] || echo "$HDR" > "$CSV"
 for d in "${DUTS[@]}"; do
-    case " ${ALL_DUTS[*]} latency scale " in *" $d "*) ;; *) echo "unknown DUT $d (known: ${ALL_DUTS[*]} latency scale)" >&2; exit 2 ;; esac
+    case " ${ALL_DUTS[*]} latency ndr scale " in *" $d "*) ;; *) echo "unknown DUT $d (known: ${ALL_DUTS[*]} latency ndr scale)" >&2; exit 2 ;; esac
 done
 bench_init
 REPORT=$OUT/e2e-$INV.md
@@ -102,6 +107,37 @@ throughput() { # dut
     down
 }
 
+# Zero-loss rate (RFC 2544's NDR, loss at most NDR_LOSS of what arrived
+# or was found missing): a bisection of the paced AF_XDP sender's rate
+# between NDR_LO and NDR_HI pps, NDR_STEPS steps of DURATION seconds per
+# DUT of NDR_DUTS. A step passes when the sink's sequence-gap loss is within
+# NDR_LOSS; the DUT's NDR is the best delivered rate of a passing step.
+ndr() {
+    local size dut lo hi r step out sent got lost best
+    size=${SIZES%% *}
+    for dut in $NDR_DUTS; do
+        dut_available "$dut" || { log "ndr: $dut not available"; continue; }
+        dut_up "$dut" || { log "ndr: $dut failed to start"; down; continue; }
+        lo=$NDR_LO; hi=$NDR_HI; best=0
+        for step in $(seq "$NDR_STEPS"); do
+            r=$(( (lo + hi) / 2 ))
+            out=$(TX_MODE=port SINK_FIFO=$LAT_SINK_FIFO measure "$size" "$r" "$FLOWS")
+            echo "$INV,ndr,$dut,$size,$step,$r,$FLOWS,$out" >> "$CSV"
+            IFS=, read -r sent got lost _ <<< "$out"
+            lost=${lost:-0}
+            if python3 -c 'import sys; g, l, x = map(float, sys.argv[1:]); sys.exit(0 if g > 0 and l <= x * (g + l) else 1)' "$got" "$lost" "$NDR_LOSS"; then
+                lo=$r; [ "$got" -gt "$best" ] && best=$got
+                log "ndr $dut: $r pps asked, sent $sent, delivered $got, lost $lost: pass"
+            else
+                hi=$r
+                log "ndr $dut: $r pps asked, sent $sent, delivered $got, lost $lost: fail"
+            fi
+        done
+        echo "$INV,ndr-result,$dut,$size,0,$lo,$FLOWS,0,$best,,,,,," >> "$CSV"
+        down
+    done
+}
+
 latency() {
     local size rate run dut
     size=${SIZES%% *}
@@ -129,7 +165,7 @@ latency() {
 T0=$SECONDS
 SCALE=""
 for dut in "${DUTS[@]}"; do
-    case $dut in latency) latency ;; scale) SCALE=1 ;; *) throughput "$dut" ;; esac
+    case $dut in latency) latency ;; ndr) ndr ;; scale) SCALE=1 ;; *) throughput "$dut" ;; esac
 done
 [ -z "${KEEP:-}" ] || cat "$WORK/dump.txt" >&2 2>/dev/null || true
 
@@ -222,6 +258,22 @@ if lat:
     if "–" not in (p99.get("vswitch-normal", "–"), p99.get("bridge", "–")):
         a, b = float(p99["vswitch-normal"]), float(p99["bridge"])
         print(f"\nTarget p99(vswitch) ≤ p99(bridge) at the same offered rate: {a:.1f} vs {b:.1f} µs — {'met' if a <= b else 'missed'}.")
+ndr = {r["dut"]: r for r in rows if r["phase"] == "ndr-result"}
+if ndr:
+    steps = {}
+    for r in rows:
+        if r["phase"] == "ndr":
+            steps.setdefault(r["dut"], []).append(r)
+    print()
+    print("Zero-loss rate (NDR: sequence-gap loss ≤ NDR_LOSS), bisection of the paced AF_XDP sender's rate:")
+    print()
+    print("| DUT | frame (B) | NDR delivered Mpps | highest passing asked Mpps | steps | vs bridge |")
+    print("|---|---|---|---|---|---|")
+    base = int(ndr["bridge"]["delivered_pps"]) if "bridge" in ndr else 0
+    for d, r in ndr.items():
+        v = int(r["delivered_pps"])
+        ratio = f"{v / base:.2f}" if base and v else "–"
+        print(f"| {names.get(d, d)} | {r['size']} | {v/1e6:.3f} | {int(r['rate'])/1e6:.3f} | {len(steps.get(d, []))} | {ratio} |")
 PY
 } | tee "$REPORT"
 log "report: $REPORT, rows: $CSV"
