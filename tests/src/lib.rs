@@ -400,6 +400,46 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// An underlay for overlay tests: a bridge `br0` in a new namespace `name`
+/// and a veth into each of `nodes`, named `ul0` there, with address
+/// 198.18.`net`.(i+1)/24 (so a capture on the bridge sees the wire).
+pub fn underlay(name: &str, net: u8, nodes: &[&Netns]) -> Netns {
+    let ns = Netns::new(name);
+    ns.exec("ip link add br0 type bridge && ip link set br0 up");
+    for (i, n) in nodes.iter().enumerate() {
+        let br_side = format!("u{}{}", i, &name[name.len().saturating_sub(6)..]);
+        sh(&format!(
+            "ip link add ul0 netns {} type veth peer name {br_side} netns {}",
+            n.name, ns.name
+        ));
+        ns.exec(&format!(
+            "ip link set {br_side} master br0 && ip link set {br_side} up"
+        ));
+        n.exec(&format!(
+            "ip addr add 198.18.{net}.{}/24 dev ul0 && ip link set ul0 up",
+            i + 1
+        ));
+    }
+    ns
+}
+
+/// `[node]` keys of an overlay node on [`underlay`] `net`: uplink `ul0`,
+/// VTEP 198.18.`net`.`me`, VNI `vni`.
+pub fn overlay_keys(net: u8, me: u8, vni: u32) -> String {
+    format!("uplink = \"ul0\"\nvtep_ip = \"198.18.{net}.{me}\"\nvni = {vni}\n")
+}
+
+/// A `[[remote_nodes]]` entry `peer`: pods 10.244.`octet`.0/24 behind the
+/// VTEP 198.18.`net`.`host` (with its VTEP MAC, if given).
+pub fn peer_toml(net: u8, host: u8, octet: u8, vtep_mac: Option<&str>) -> String {
+    let mac = vtep_mac
+        .map(|m| format!("vtep_mac = \"{m}\"\n"))
+        .unwrap_or_default();
+    format!(
+        "\n[[remote_nodes]]\nname = \"peer\"\npod_cidr = \"10.244.{octet}.0/24\"\nvtep_ip = \"198.18.{net}.{host}\"\n{mac}"
+    )
+}
+
 /// A node: a namespace running `vswitchd`, and the CNI netconf for its pods.
 #[derive(Debug)]
 pub struct Node {

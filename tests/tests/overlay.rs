@@ -7,40 +7,16 @@
 
 use std::time::Duration;
 
-use vswitch_e2e::{require_root, serial, sh, tag, tcp_transfer, wait_for, Netns, Node};
+use vswitch_e2e::{
+    overlay_keys, peer_toml, require_root, serial, sh, tag, tcp_transfer, underlay, wait_for,
+    Netns, Node,
+};
 
 fn ping(from: &Netns, ip: &str) -> bool {
     from.ok(&format!("ping -c 2 -i 0.2 -W 1 {ip}"))
 }
 
-/// The underlay: a bridge namespace and a veth into each node namespace.
-struct Underlay {
-    ns: Netns,
-}
-
-impl Underlay {
-    /// Bridge in a new namespace; `nodes` get interface `ul0` with 198.18.`net`.(i+1)/24.
-    fn new(name: &str, net: u8, nodes: &[&Netns]) -> Underlay {
-        let ns = Netns::new(name);
-        ns.exec("ip link add br0 type bridge && ip link set br0 up");
-        for (i, n) in nodes.iter().enumerate() {
-            let br_side = format!("u{}{}", i, &name[name.len().saturating_sub(6)..]);
-            sh(&format!(
-                "ip link add ul0 netns {} type veth peer name {br_side} netns {}",
-                n.name, ns.name
-            ));
-            ns.exec(&format!(
-                "ip link set {br_side} master br0 && ip link set {br_side} up"
-            ));
-            n.exec(&format!(
-                "ip addr add 198.18.{net}.{}/24 dev ul0 && ip link set ul0 up",
-                i + 1
-            ));
-        }
-        Underlay { ns }
-    }
-}
-
+/// A node with one remote node `peer`, VNI 42.
 fn overlay_node(
     ns: Netns,
     octet: u8,
@@ -50,16 +26,11 @@ fn overlay_node(
     peer_octet: u8,
     peer_mac: Option<&str>,
 ) -> Node {
-    let vtep_mac = peer_mac
-        .map(|m| format!("vtep_mac = \"{m}\"\n"))
-        .unwrap_or_default();
     Node::start_in(
         ns,
         octet,
-        &format!("uplink = \"ul0\"\nvtep_ip = \"198.18.{net}.{me}\"\nvni = 42\n"),
-        &format!(
-            "\n[[remote_nodes]]\nname = \"peer\"\npod_cidr = \"10.244.{peer_octet}.0/24\"\nvtep_ip = \"198.18.{net}.{peer}\"\n{vtep_mac}"
-        ),
+        &overlay_keys(net, me, 42),
+        &peer_toml(net, peer, peer_octet, peer_mac),
     )
 }
 
@@ -70,16 +41,14 @@ fn pods_on_two_nodes_talk_through_vxlan() {
     }
     let _g = serial();
     let (na, nb) = (Netns::new(&tag("oa")), Netns::new(&tag("ob")));
-    let ul = Underlay::new(&tag("ou"), 7, &[&na, &nb]);
+    let ul = underlay(&tag("ou"), 7, &[&na, &nb]);
     let a = overlay_node(na, 21, 7, 1, 2, 22, None);
     let b = overlay_node(nb, 22, 7, 2, 1, 21, None);
     let pa = a.pod(&tag("opa"));
     let pb = b.pod(&tag("opb"));
 
     // A capture on the underlay bridge sees VXLAN with our VNI.
-    let cap = ul
-        .ns
-        .spawn("timeout 8 tcpdump -l -n -i br0 -c 4 udp port 4789");
+    let cap = ul.spawn("timeout 8 tcpdump -l -n -i br0 -c 4 udp port 4789");
     std::thread::sleep(Duration::from_millis(700));
     assert!(
         wait_for(Duration::from_secs(10), || ping(&pa.ns, &pb.ip)),
@@ -128,7 +97,7 @@ fn interop_with_a_linux_vxlan_node() {
     }
     let _g = serial();
     let (na, nl) = (Netns::new(&tag("ia")), Netns::new(&tag("il")));
-    let _ul = Underlay::new(&tag("iu"), 8, &[&na, &nl]);
+    let _ul = underlay(&tag("iu"), 8, &[&na, &nl]);
     // The Linux node, flannel-style: vxlan device, a bridge with a pod.
     let linux_mac = "02:aa:00:00:00:02";
     let pod = Netns::new(&tag("ipl"));
@@ -209,14 +178,9 @@ fn remote_nodes_are_added_and_removed_at_run_time() {
     }
     let _g = serial();
     let (na, nb) = (Netns::new(&tag("ra")), Netns::new(&tag("rb")));
-    let _ul = Underlay::new(&tag("ru"), 9, &[&na, &nb]);
+    let _ul = underlay(&tag("ru"), 9, &[&na, &nb]);
     // Node A starts knowing nobody; node B knows A from its config.
-    let a = Node::start_in(
-        na,
-        41,
-        "uplink = \"ul0\"\nvtep_ip = \"198.18.9.1\"\nvni = 42\n",
-        "",
-    );
+    let a = Node::start_in(na, 41, &overlay_keys(9, 1, 42), "");
     let b = overlay_node(nb, 42, 9, 2, 1, 41, None);
     let pa = a.pod(&tag("rpa"));
     let pb = b.pod(&tag("rpb"));

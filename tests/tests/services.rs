@@ -5,40 +5,21 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use vswitch_e2e::{require_root, serial, sh, tag, wait_for, Netns, Node, Pod};
+use vswitch_e2e::{
+    overlay_keys, peer_toml, require_root, serial, tag, underlay, wait_for, Netns, Node, Pod,
+};
 
 fn script(name: &str) -> String {
     format!("{}/scripts/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn underlay(name: &str, net: u8, nodes: &[&Netns]) -> Netns {
-    let ns = Netns::new(name);
-    ns.exec("ip link add br0 type bridge && ip link set br0 up");
-    for (i, n) in nodes.iter().enumerate() {
-        let br_side = format!("s{i}{}", std::process::id() % 10_000);
-        sh(&format!(
-            "ip link add ul0 netns {} type veth peer name {br_side} netns {}",
-            n.name, ns.name
-        ));
-        ns.exec(&format!(
-            "ip link set {br_side} master br0 && ip link set {br_side} up"
-        ));
-        n.exec(&format!(
-            "ip addr add 198.18.{net}.{}/24 dev ul0 && ip link set ul0 up",
-            i + 1
-        ));
-    }
-    ns
-}
-
+/// A node with one remote node `peer`, VNI 5.
 fn node(ns: Netns, octet: u8, net: u8, me: u8, peer: u8, peer_octet: u8) -> Node {
     Node::start_in(
         ns,
         octet,
-        &format!("uplink = \"ul0\"\nvtep_ip = \"198.18.{net}.{me}\"\nvni = 5\n"),
-        &format!(
-            "\n[[remote_nodes]]\nname = \"peer\"\npod_cidr = \"10.244.{peer_octet}.0/24\"\nvtep_ip = \"198.18.{net}.{peer}\"\n"
-        ),
+        &overlay_keys(net, me, 5),
+        &peer_toml(net, peer, peer_octet, None),
     )
 }
 
@@ -181,8 +162,8 @@ fn a_full_conntrack_table_refuses_new_connections_but_keeps_established_ones() {
     let a = Node::start_in(
         na,
         61,
-        "uplink = \"ul0\"\nvtep_ip = \"198.18.12.1\"\nvni = 5\n",
-        "\n[datapath]\nct_max = 6\n\n[[remote_nodes]]\nname = \"peer\"\npod_cidr = \"10.244.62.0/24\"\nvtep_ip = \"198.18.12.2\"\n",
+        &overlay_keys(12, 1, 5),
+        &format!("\n[datapath]\nct_max = 6\n{}", peer_toml(12, 2, 62, None)),
     );
     let _b = node(nb, 62, 12, 2, 1, 61);
     let client = a.pod(&tag("fcl"));
@@ -229,12 +210,7 @@ fn hairpin_a_pod_reaching_itself_through_its_service() {
     let _g = serial();
     let na = Netns::new(&tag("ha"));
     let _ul = underlay(&tag("hu"), 13, &[&na]);
-    let a = Node::start_in(
-        na,
-        71,
-        "uplink = \"ul0\"\nvtep_ip = \"198.18.13.1\"\nvni = 5\n",
-        "",
-    );
+    let a = Node::start_in(na, 71, &overlay_keys(13, 1, 5), "");
     let be = a.pod(&tag("hbe"));
     let other = a.pod(&tag("hot"));
     let _server = serve(&be, "be");
