@@ -11,6 +11,7 @@ pub mod client;
 pub mod cni;
 pub mod flow;
 pub mod model;
+pub mod oneline;
 pub mod types;
 
 pub use types::{MacAddr, PortNo};

@@ -441,34 +441,16 @@ fn usage_error(e: &clap::Error) -> ExitCode {
         ErrorKind::MissingSubcommand | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             fail(2, "no command given: send or sink (try 'pktgen --help')")
         }
-        _ => {
-            let text = e.render().to_string();
-            let mut msg = text
-                .lines()
-                .find_map(|l| l.strip_prefix("error: "))
-                .unwrap_or("invalid command line")
-                .to_string();
-            for line in text.lines().map(str::trim) {
-                if let Some(tip) = line.strip_prefix("tip: ") {
-                    msg = format!("{msg}; {tip}");
-                } else if line.starts_with("[possible values: ") {
-                    msg = format!("{msg} {line}");
-                }
-            }
-            msg.push_str(" (try 'pktgen --help')");
-            fail(2, &msg)
-        }
+        _ => fail(
+            2,
+            &control::oneline::clap_error_line(&e.render().to_string(), "pktgen"),
+        ),
     }
 }
 
 /// Prints `pktgen: <msg>` as one line on stderr and returns `code`.
 fn fail(code: u8, msg: &str) -> ExitCode {
-    let msg = msg
-        .split(['\n', '\r'])
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let msg = control::oneline::one_line(msg);
     let _ = writeln!(std::io::stderr().lock(), "pktgen: {msg}");
     ExitCode::from(code)
 }
