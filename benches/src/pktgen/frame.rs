@@ -106,6 +106,26 @@ pub struct FrameSpec {
     pub vxlan: Option<Vxlan>,
 }
 
+#[cfg(test)]
+impl FrameSpec {
+    /// The spec the unit tests use: 198.18.0.1 -> 198.18.0.2:9, MACs
+    /// 02:00:00:00:00:01 -> :02, no destination spreading.
+    pub(crate) fn example(size: usize, flows: u32, vxlan: Option<Vxlan>) -> FrameSpec {
+        FrameSpec {
+            src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            dst_mac: MacAddr([2, 0, 0, 0, 0, 2]),
+            src_ip: Ipv4Addr::new(198, 18, 0, 1),
+            dst_ip: Ipv4Addr::new(198, 18, 0, 2),
+            dst_port: 9,
+            size,
+            flows,
+            dst_ports: 1,
+            dst_ips: 1,
+            vxlan,
+        }
+    }
+}
+
 /// Why a [`FrameSpec`] cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpecError {
@@ -468,18 +488,7 @@ mod tests {
     use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 
     fn spec(size: usize, flows: u32, vxlan: Option<Vxlan>) -> FrameSpec {
-        FrameSpec {
-            src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
-            dst_mac: MacAddr([2, 0, 0, 0, 0, 2]),
-            src_ip: Ipv4Addr::new(198, 18, 0, 1),
-            dst_ip: Ipv4Addr::new(198, 18, 0, 2),
-            dst_port: 9,
-            size,
-            flows,
-            dst_ports: 1,
-            dst_ips: 1,
-            vxlan,
-        }
+        FrameSpec::example(size, flows, vxlan)
     }
 
     #[test]

@@ -156,25 +156,12 @@ fn claim(budget: &AtomicU64, n: u64) -> u64 {
 mod tests {
     use super::*;
     use crate::pktgen::frame::{FrameSpec, Stamp, Template};
-    use crate::pktgen::{MacAddr, Quiet};
-    use std::net::Ipv4Addr;
+    use crate::pktgen::Quiet;
     use vswitch::port::mem::MemPort;
 
     #[test]
     fn counts_probes_loss_reorder_duplicates_and_foreign_frames() {
-        let tpl = Template::new(&FrameSpec {
-            src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
-            dst_mac: MacAddr([2, 0, 0, 0, 0, 2]),
-            src_ip: Ipv4Addr::new(198, 18, 0, 1),
-            dst_ip: Ipv4Addr::new(198, 18, 0, 2),
-            dst_port: 9,
-            size: 60,
-            flows: 2,
-            dst_ports: 1,
-            dst_ips: 1,
-            vxlan: None,
-        })
-        .unwrap();
+        let tpl = Template::new(&FrameSpec::example(60, 2, None)).unwrap();
         let (mut port, link) = MemPort::new("m", 0);
         let now = mono_ns() as u32;
         link.inject(&[0u8; 60]);
@@ -203,19 +190,7 @@ mod tests {
 
     #[test]
     fn sinks_sharing_a_budget_record_exactly_the_count() {
-        let tpl = Template::new(&FrameSpec {
-            src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
-            dst_mac: MacAddr([2, 0, 0, 0, 0, 2]),
-            src_ip: Ipv4Addr::new(198, 18, 0, 1),
-            dst_ip: Ipv4Addr::new(198, 18, 0, 2),
-            dst_port: 9,
-            size: 60,
-            flows: 2,
-            dst_ports: 1,
-            dst_ips: 1,
-            vxlan: None,
-        })
-        .unwrap();
+        let tpl = Template::new(&FrameSpec::example(60, 2, None)).unwrap();
         let budget = AtomicU64::new(150);
         // The first sink ends on its duration, the second on the budget.
         let cfg = RxConfig {

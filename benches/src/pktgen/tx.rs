@@ -328,24 +328,11 @@ fn wait_until<P: Port + ?Sized>(port: &mut P, t_ns: u64) {
 mod tests {
     use super::*;
     use crate::pktgen::frame::{parse_probe, FrameSpec};
-    use crate::pktgen::{MacAddr, Quiet};
-    use std::net::Ipv4Addr;
+    use crate::pktgen::Quiet;
     use vswitch::port::mem::MemPort;
 
     fn template(flows: u32) -> Template {
-        Template::new(&FrameSpec {
-            src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
-            dst_mac: MacAddr([2, 0, 0, 0, 0, 2]),
-            src_ip: Ipv4Addr::new(198, 18, 0, 1),
-            dst_ip: Ipv4Addr::new(198, 18, 0, 2),
-            dst_port: 9,
-            size: 64,
-            flows,
-            dst_ports: 1,
-            dst_ips: 1,
-            vxlan: None,
-        })
-        .unwrap()
+        Template::new(&FrameSpec::example(64, flows, None)).unwrap()
     }
 
     #[test]

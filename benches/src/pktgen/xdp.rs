@@ -592,22 +592,10 @@ impl Forwarder {
 mod tests {
     use super::*;
     use crate::pktgen::frame::{parse_probe, Stamp, Vxlan};
-    use crate::pktgen::MacAddr;
     use std::net::Ipv4Addr;
 
     fn spec(size: usize, flows: u32, vxlan: Option<Vxlan>) -> FrameSpec {
-        FrameSpec {
-            src_mac: MacAddr([2, 0, 0, 0, 0, 1]),
-            dst_mac: MacAddr([2, 0, 0, 0, 0, 2]),
-            src_ip: Ipv4Addr::new(198, 18, 0, 1),
-            dst_ip: Ipv4Addr::new(198, 18, 0, 2),
-            dst_port: 9,
-            size,
-            flows,
-            dst_ports: 1,
-            dst_ips: 1,
-            vxlan,
-        }
+        FrameSpec::example(size, flows, vxlan)
     }
 
     fn is_root() -> bool {

@@ -123,8 +123,8 @@ pub struct DatapathConfig {
     /// blocks. Default 0: a SCHED_FIFO worker that spins starves the
     /// kernel's receive work for its ports when that runs on the same core
     /// (veth's NAPI), so it waits for frames that cannot arrive until it
-    /// blocks (measured: 0 µs forwards 1.35x what 50 µs does, with a third
-    /// of the p99 latency; docs/benchmarks.md).
+    /// blocks (measured in back-to-back harness runs: 0 µs forwarded 1.35x what
+    /// 50 µs did, with a quarter of the p99 latency; docs/benchmarks.md).
     #[serde(default = "default_spin_us")]
     pub spin_us: u64,
     /// SCHED_FIFO priority for workers (1-99); 0 leaves them SCHED_OTHER.
